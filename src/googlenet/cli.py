@@ -1,0 +1,109 @@
+"""The `googlenet` command: parse arguments, call the library, print. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+from .arch import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
+from .cost_report import render_module_comparison, render_reduction
+from .costs import PAPER_REDUCTION_EXAMPLE, ReductionComparison, module_comparison, network_cost
+from .summary import render_summary
+from .tables import FORMATS
+
+EXIT_USER_ERROR = 2
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def hwc(text: str) -> tuple[int, int, int]:
+    """'28x28x192' -> (28, 28, 192)."""
+    try:
+        h, w, c = (positive_int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxWxC such as 28x28x192, got {text!r}")
+    return h, w, c
+
+
+def add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+
+
+def add_summary(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("summary", help="Table 1 computed from the model, beside the paper's",
+                              description="Print the paper's Table 1 as computed from our table: "
+                              "output sizes, params and multiply-adds, with the printed figures.")
+    p.add_argument("--variant", choices=VARIANTS, default="paper")
+    p.add_argument("--input-size", type=positive_int, default=PAPER_INPUT_SIZE)
+    p.add_argument("--num-classes", type=positive_int, default=PAPER_NUM_CLASSES)
+    add_format(p)
+    p.set_defaults(run=run_summary)
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    network = network_cost(get_variant(args.variant), args.input_size, args.num_classes)
+    print(render_summary(network, args.format))
+    return 0
+
+
+def add_cost(subparsers: argparse._SubParsersAction) -> None:
+    example = PAPER_REDUCTION_EXAMPLE
+    p = subparsers.add_parser("cost", help="the paper's case for 1x1 reductions (Sec. 4)",
+                              description="Multiplies of a k x k convolution with and without a "
+                              "1x1 reduction, or of a naive against a reduced Inception module.")
+    p.add_argument("--input", type=hwc, metavar="HxWxC",
+                   default=(example.height, example.width, example.in_channels))
+    p.add_argument("--kernel", type=positive_int, default=example.kernel)
+    p.add_argument("--outputs", type=positive_int, default=example.out_channels)
+    p.add_argument("--reduce", type=positive_int, default=example.reduce)
+    p.add_argument("--module", metavar="KEY",
+                   help="compare the naive and reduced Inception module KEY (e.g. 3a)")
+    p.add_argument("--variant", choices=VARIANTS, default="paper", help="for --module")
+    add_format(p)
+    p.set_defaults(run=run_cost)
+
+
+def run_cost(args: argparse.Namespace) -> int:
+    if args.module:
+        comparison = module_comparison(args.module, get_variant(args.variant))
+        print(render_module_comparison(comparison, args.format))
+    else:
+        c = ReductionComparison(*args.input, kernel=args.kernel, out_channels=args.outputs,
+                                reduce=args.reduce)
+        print(render_reduction(c, args.format))
+    return 0
+
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_summary, add_cost)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="googlenet",
+        description="GoogLeNet (Inception v1), Szegedy et al., CVPR 2015: the network as "
+                    "published, its recipe and its test-time procedure.")
+    parser.add_argument("--version", action="version", version=f"googlenet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"googlenet {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
