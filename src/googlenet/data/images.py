@@ -1,0 +1,70 @@
+"""Decoding image files into RGB, and the short reasons given for files that cannot be used.
+
+Alpha policy: transparent images (RGBA, LA, PA, palette with a transparent
+colour) are composited on black, i.e. colours are premultiplied by their
+alpha. Dropping alpha instead would expose whatever colours an editor left
+under fully transparent pixels, which differ from file to file.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+# The extensions torchvision's ImageFolder accepts; other files are ignored.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+class BadImage(Exception):
+    """A file that cannot be used as an image; str(error) is a short reason."""
+
+
+def is_image_file(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def decode_image(data: bytes) -> Image.Image:
+    """Decode a file's bytes into an RGB image, or raise BadImage with a short reason."""
+    if not data:
+        raise BadImage("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            # A warning is PIL's lower bomb threshold; we refuse those images too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        reason = str(error).split(",")[0]  # drop PIL's ", could be decompression bomb DOS attack."
+        raise BadImage(f"decompression bomb refused ({reason})") from None
+    except UnidentifiedImageError:
+        raise BadImage("not an image (unrecognised format)") from None
+    except Exception as error:  # noqa: BLE001 - PIL's plugins raise many types on corrupt data
+        raise BadImage(f"corrupt or truncated image ({first_sentence(error)})") from None
+    return to_rgb(image)
+
+
+def first_sentence(error: BaseException) -> str:
+    return str(error).split(". ")[0].strip().rstrip(".") or type(error).__name__
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB: alpha composited on black, 16-bit gray scaled to 8 bits."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    if image.mode in WIDE_GRAY_MODES:
+        # PIL's own I -> L conversion clips at 255 instead of scaling 16-bit values.
+        gray = np.asarray(image, dtype=np.float64) / 257.0
+        image = Image.fromarray(np.clip(np.rint(gray), 0, 255).astype(np.uint8), "L")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError):
+        raise BadImage(f"unsupported image mode {image.mode}") from None

@@ -1,0 +1,190 @@
+"""Where the images come from: a directory or a tar archive laid out like ImageFolder.
+
+Both are listed as a Tree of relative POSIX paths, so one set of rules finds
+the splits (train/ beside val/ or test/) and the class-folder root (the folder
+whose children are the class folders) wherever they sit inside.
+
+Policies: an empty class folder is an error naming it (keeping it would give
+a class no training images; dropping it would shift every later class index);
+hidden folders (".name") are not classes; files that are not images (by
+extension) and images lying directly in the class-folder root are ignored,
+as torchvision's ImageFolder does.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ..config import DataConfig
+from .images import IMAGE_EXTENSIONS, is_image_file
+from .tar import TarReader, index_tar, is_compressed, unpack_to_cache
+
+
+class Reader(Protocol):
+    def read(self, name: str) -> bytes: ...
+
+    def where(self, name: str) -> str: ...
+
+
+class DirectoryReader:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def read(self, name: str) -> bytes:
+        return (self.root / name).read_bytes()
+
+    def where(self, name: str) -> str:
+        return str(self.root / name) if name else str(self.root)
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The image files (sorted) and every folder of a directory or archive, relative to its root."""
+
+    reader: Reader
+    files: list[str]
+    dirs: set[str]
+
+
+@dataclass(frozen=True)
+class FileSplit:
+    """One split: its class-folder root, classes, and (name for the reader, class index) samples."""
+
+    location: str
+    reader: Reader
+    samples: list[tuple[str, int]]
+    classes: list[str]
+
+
+def open_tree(path_text: str, cache_dir: str | None) -> Tree:
+    path = Path(path_text).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    if path.is_file() and is_compressed(path):
+        path = unpack_to_cache(path, cache_dir)
+    if path.is_dir():
+        files, dirs = walk_directory(path)
+        return Tree(DirectoryReader(path), files, dirs)
+    members, dirs = index_tar(path)
+    files = sorted(name for name in members if is_image_file(name))
+    return Tree(TarReader(path, members), files, dirs | parent_dirs(files))
+
+
+def walk_directory(root: Path) -> tuple[list[str], set[str]]:
+    files: list[str] = []
+    dirs: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        relative = Path(dirpath).relative_to(root).as_posix()
+        relative = "" if relative == "." else relative
+        dirs.update(posixpath.join(relative, name) for name in dirnames)
+        files.extend(posixpath.join(relative, name) for name in filenames if is_image_file(name))
+    return sorted(files), dirs
+
+
+def parent_dirs(files: list[str]) -> set[str]:
+    dirs: set[str] = set()
+    for name in files:
+        parent = posixpath.dirname(name)
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = posixpath.dirname(parent)
+    return dirs
+
+
+def under(name: str, prefix: str) -> bool:
+    return not prefix or name.startswith(prefix + "/")
+
+
+def find_splits(tree: Tree) -> tuple[str, str]:
+    """The shallowest train/ folder and the val/ (else test/) folder beside it."""
+    trains = sorted((d for d in tree.dirs if posixpath.basename(d) == "train"),
+                    key=lambda d: (d.count("/"), d))
+    if not trains:
+        raise ValueError(f"{tree.reader.where('')}: no train/ folder found; expected "
+                         "train/<class>/<image> and val/<class>/<image> (or test/), "
+                         "or give train_dir and val_dir")
+    parent = posixpath.dirname(trains[0])
+    for name in ("val", "test"):
+        if posixpath.join(parent, name) in tree.dirs:
+            return trains[0], posixpath.join(parent, name)
+    raise ValueError(f"{tree.reader.where(parent)}: has train/ but no val/ or test/ beside it")
+
+
+def class_root(images: list[str], where: str) -> str:
+    """The folder whose children are the class folders: the common folder of the images' folders."""
+    parents = {posixpath.dirname(name) for name in images}
+    root = posixpath.commonpath(list(parents))
+    if parents == {root}:  # every image in one folder: that folder is the only class
+        if not root:
+            raise ValueError(f"{where}: images are not in class folders "
+                             "(expected <class>/<image>)")
+        root = posixpath.dirname(root)
+    return root
+
+
+def split_from_tree(tree: Tree, prefix: str) -> FileSplit:
+    where = tree.reader.where(prefix)
+    images = [name for name in tree.files if under(name, prefix)]
+    if not images:
+        raise ValueError(f"{where}: no images found (expected <class>/<image> files ending in "
+                         f"{', '.join(IMAGE_EXTENSIONS)})")
+    root = class_root(images, where)
+    classes = sorted(posixpath.basename(d) for d in tree.dirs
+                     if posixpath.dirname(d) == root and not posixpath.basename(d).startswith("."))
+    index = {name: i for i, name in enumerate(classes)}
+    samples = []
+    for name in images:
+        top, sep, _ = name[len(root) + 1 if root else 0:].partition("/")
+        if sep and top in index:
+            samples.append((name, index[top]))
+    check_no_empty_classes(tree, root, classes, samples)
+    samples.sort(key=lambda sample: (sample[1], sample[0]))  # ImageFolder's order
+    return FileSplit(tree.reader.where(root), tree.reader, samples, classes)
+
+
+def check_no_empty_classes(tree: Tree, root: str, classes: list[str],
+                           samples: list[tuple[str, int]]) -> None:
+    used = {label for _, label in samples}
+    for label, name in enumerate(classes):
+        if label not in used:
+            raise ValueError(f"{tree.reader.where(posixpath.join(root, name))}: empty class folder "
+                             "(no images); remove it or add images, since dropping it would "
+                             "shift the index of every later class")
+
+
+def some(names: list[str], limit: int = 10) -> str:
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def check_same_classes(train: FileSplit, val: FileSplit) -> None:
+    missing = sorted(set(train.classes) - set(val.classes))
+    extra = sorted(set(val.classes) - set(train.classes))
+    problems = ([f"missing from validation: {some(missing)}"] if missing else []) + \
+               ([f"not in training: {some(extra)}"] if extra else [])
+    if problems:
+        raise ValueError(f"validation classes ({val.location}) differ from training classes "
+                         f"({train.location}): {'; '.join(problems)}")
+
+
+def file_splits(data: DataConfig) -> tuple[FileSplit, FileSplit]:
+    """The training and validation splits named by data, train_dir and val_dir."""
+    if data.train_dir or data.val_dir:
+        if not (data.train_dir and data.val_dir):
+            given = "train_dir" if data.train_dir else "val_dir"
+            missing = "val_dir" if data.train_dir else "train_dir"
+            raise ValueError(f"{given} is set but not {missing}; "
+                             "give both, or neither and point data at a folder or archive "
+                             "holding train/ and val/")
+        train = split_from_tree(open_tree(data.train_dir, data.cache_dir), "")
+        val = split_from_tree(open_tree(data.val_dir, data.cache_dir), "")
+    else:
+        tree = open_tree(data.data, data.cache_dir)
+        train_prefix, val_prefix = find_splits(tree)
+        train, val = split_from_tree(tree, train_prefix), split_from_tree(tree, val_prefix)
+    check_same_classes(train, val)
+    return train, val

@@ -1,0 +1,299 @@
+"""Transforms: the paper's augmentation (Sec. 6), pad-crop-flip for small images, the eval crop.
+
+Every transform is called as `transform(image, key=None) -> Tensor`, with image a
+PIL image or a uint8 3 x H x W tensor and the result float32 3 x S x S,
+normalised with DataConfig.mean/std. Random choices come from `key` (keys.py),
+so an output is a pure function of (image, seed, epoch, index); without a key
+they are drawn from the global RNG. Crops and resizes run in PIL, which has all
+four of the paper's interpolations (a tensor resize has no box/area filter);
+photometric distortions run on float tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms.v2 import functional as F
+
+from ..config import AugmentConfig, DataConfig
+from .images import to_rgb
+from .keys import STREAM_CROP_X, STREAM_CROP_Y, STREAM_FLIP, SampleKey, generator_for, uniform
+
+AnyImage = Image.Image | Tensor
+Transform = Callable[..., Tensor]  # (image, key: SampleKey | None = None) -> normalised tensor
+Crop = tuple[int, int, int, int]  # top, left, height, width
+
+# Sec. 6: "bilinear, area, nearest neighbor and cubic interpolation methods with equal probability".
+INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX,
+                  "nearest": Image.Resampling.NEAREST, "bicubic": Image.Resampling.BICUBIC}
+INTERPOLATION_NAMES = tuple(INTERPOLATIONS)
+
+# AlexNet's PCA lighting noise (Krizhevsky et al., 2012): eigen-decomposition of ImageNet's
+# RGB covariance for pixel values in 0..1, the numbers fb.resnet.torch and timm use.
+PCA_EIGENVALUES = torch.tensor([0.2175, 0.0188, 0.0045])
+PCA_EIGENVECTORS = torch.tensor([[-0.5675, 0.7192, 0.4009],
+                                 [-0.5808, -0.0045, -0.8140],
+                                 [-0.5836, -0.6948, 0.4203]])
+JITTERS = ("brightness", "contrast", "saturation", "hue")
+
+
+@dataclass(frozen=True)
+class PaperParams:
+    """The random choices of one `paper` augmentation, drawn before any pixel is touched."""
+
+    crop: Crop
+    interpolation: str
+    flip: bool
+    jitter: tuple[tuple[str, float], ...]  # (distortion, factor) in the order applied
+    lighting: tuple[float, float, float] | None  # PCA alphas
+
+
+def draw_uniform(low: float, high: float, generator: torch.Generator) -> float:
+    return low + (high - low) * torch.rand((), generator=generator, dtype=torch.float64).item()
+
+
+def draw_integer(count: int, generator: torch.Generator) -> int:
+    return int(torch.randint(count, (), generator=generator).item())
+
+
+def sample_crop(height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
+                generator: torch.Generator, tries: int = 10) -> Crop:
+    """Sec. 6: a patch covering scale (8%..100%) of the area with aspect ratio in ratio (3/4..4/3).
+
+    torchvision's RandomResizedCrop sampling (uniform area, log-uniform aspect),
+    except that the rounded patch itself must satisfy both bounds; after `tries`
+    misses, the largest central patch whose aspect ratio is in range.
+    """
+    area = height * width
+    log_ratio = (math.log(ratio[0]), math.log(ratio[1]))
+    for _ in range(tries):
+        target = area * draw_uniform(*scale, generator)
+        aspect = math.exp(draw_uniform(*log_ratio, generator))
+        w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+        if (0 < w <= width and 0 < h <= height and scale[0] <= w * h / area <= scale[1]
+                and ratio[0] <= w / h <= ratio[1]):
+            top = draw_integer(height - h + 1, generator)
+            return top, draw_integer(width - w + 1, generator), h, w
+    return central_crop(height, width, ratio)
+
+
+def central_crop(height: int, width: int, ratio: tuple[float, float]) -> Crop:
+    h, w = height, width
+    if width / height < ratio[0]:
+        h = min(height, round(width / ratio[0]))
+    elif width / height > ratio[1]:
+        w = min(width, round(height * ratio[1]))
+    return (height - h) // 2, (width - w) // 2, h, w
+
+
+def sample_jitter(augment: AugmentConfig,
+                  generator: torch.Generator) -> tuple[tuple[str, float], ...]:
+    """ColorJitter's factors, in a random order like torchvision's; zero strengths are skipped."""
+    chosen = []
+    for i in torch.randperm(len(JITTERS), generator=generator).tolist():
+        strength = getattr(augment, JITTERS[i])
+        if strength > 0:
+            low, high = ((-strength, strength) if JITTERS[i] == "hue"
+                         else (max(0.0, 1 - strength), 1 + strength))
+            chosen.append((JITTERS[i], draw_uniform(low, high, generator)))
+    return tuple(chosen)
+
+
+def sample_paper_params(height: int, width: int, augment: AugmentConfig,
+                        generator: torch.Generator) -> PaperParams:
+    crop = sample_crop(height, width, augment.scale, augment.ratio, generator)
+    interpolation = (INTERPOLATION_NAMES[draw_integer(len(INTERPOLATION_NAMES), generator)]
+                     if augment.random_interpolation else "bilinear")
+    flip = draw_uniform(0.0, 1.0, generator) < augment.hflip
+    jitter = sample_jitter(augment, generator)
+    alphas = torch.randn(3, generator=generator, dtype=torch.float64) * augment.pca_lighting
+    lighting = tuple(alphas.tolist()) if augment.pca_lighting > 0 else None
+    return PaperParams(crop, interpolation, flip, jitter, lighting)  # type: ignore[arg-type]
+
+
+# --- Photometric distortions on float 3 x H x W tensors in [0, 1], in place where safe.
+# Results must not depend on the thread count (workers run with one thread, the main
+# process with several): reductions go row by row, and every step is a separate
+# multiply or add (fused multiply-adds round differently in vector and scalar code).
+
+
+def grayscale(x: Tensor) -> Tensor:
+    gray = x[0] * 0.2989  # ITU-R 601-2 luma, as torchvision
+    gray += x[1] * 0.587
+    gray += x[2] * 0.114
+    return gray[None]
+
+
+def blend_(x: Tensor, other: Tensor, factor: float) -> Tensor:
+    return x.mul_(factor).add_(other * (1 - factor)).clamp_(0, 1)
+
+
+def adjust_(x: Tensor, name: str, factor: float) -> Tensor:
+    if name == "brightness":
+        return x.mul_(factor).clamp_(0, 1)
+    if name == "contrast":
+        return blend_(x, grayscale(x).mean(-1).mean(-1).reshape(1, 1, 1), factor)
+    if name == "saturation":
+        return blend_(x, grayscale(x), factor)
+    return F.adjust_hue(x, factor)
+
+
+def lighting_shift(alphas: tuple[float, float, float]) -> Tensor:
+    """AlexNet's PCA lighting: the RGB offset sum_i alpha_i * eigenvalue_i * eigenvector_i."""
+    rgb = PCA_EIGENVECTORS @ (torch.tensor(alphas, dtype=torch.float32) * PCA_EIGENVALUES)
+    return rgb.reshape(3, 1, 1)
+
+
+# --- Conversions.
+
+
+def as_pil(image: AnyImage) -> Image.Image:
+    if isinstance(image, Tensor):
+        return F.to_pil_image(as_uint8(image))
+    return to_rgb(image)
+
+
+def as_uint8(image: AnyImage) -> Tensor:
+    if isinstance(image, Image.Image):
+        return F.pil_to_tensor(to_rgb(image))
+    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected a uint8 3 x H x W image tensor, got {image.dtype} "
+                         f"{tuple(image.shape)}")
+    return image
+
+
+def to_float(image: Image.Image) -> Tensor:
+    return F.pil_to_tensor(image).float().div_(255)
+
+
+class Normalise:
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"mean and std need 3 values each, std positive; got {mean}, {std}")
+        self.mean = torch.tensor(mean, dtype=torch.float32).reshape(3, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32).reshape(3, 1, 1)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x.sub(self.mean).div_(self.std)
+
+    def from_uint8(self, x: Tensor) -> Tensor:
+        """uint8 (N x) 3 x H x W -> normalised float32, in two in-place passes (batched path)."""
+        x = x.to(torch.float32, memory_format=torch.contiguous_format)
+        return x.mul_(1 / (255 * self.std)).add_(-self.mean / self.std)
+
+
+def random_key() -> SampleKey:
+    return SampleKey(int(torch.randint(0, 2**62, ()).item()), 0, 0)
+
+
+# --- The transforms.
+
+
+class PaperTransform:
+    """Sec. 6: random-area, random-aspect patch, random interpolation, flip, photometrics."""
+
+    def __init__(self, augment: AugmentConfig, size: int, normalise: Normalise) -> None:
+        self.augment, self.size, self.normalise = augment, size, normalise
+
+    def params(self, height: int, width: int, key: SampleKey | None) -> PaperParams:
+        return sample_paper_params(height, width, self.augment, generator_for(key))
+
+    def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
+        pil = as_pil(image)
+        params = self.params(pil.height, pil.width, key)
+        top, left, h, w = params.crop
+        pil = pil.resize((self.size, self.size), INTERPOLATIONS[params.interpolation],
+                         box=(left, top, left + w, top + h))  # crop and resize in one step
+        x = to_float(pil)  # 3 x S x S
+        if params.flip:
+            x = x.flip(-1)
+        for name, factor in params.jitter:
+            x = adjust_(x, name, factor)
+        if params.lighting is not None:
+            x += lighting_shift(params.lighting)
+        return self.normalise(x)
+
+
+def fit(images: Tensor, size: int) -> Tensor:
+    """uint8 N x 3 x H x W -> N x 3 x size x size: shorter side resized, then center-cropped."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.center_crop(F.resize(images, [size], antialias=True), [size, size])
+
+
+class CropFlip:
+    """Zero-pad by `padding`, crop back to size at a random offset, flip (small images, airbench).
+
+    Offsets and flips are hashes of (seed, epoch, index), so `batch` (whole batches
+    at once, no per-sample Python) and a per-sample call give identical images.
+    """
+
+    def __init__(self, size: int, padding: int, hflip: float, normalise: Normalise) -> None:
+        self.size, self.padding, self.hflip, self.normalise = size, padding, hflip, normalise
+
+    def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
+        key = key or random_key()
+        return self.batch(as_uint8(image)[None], key.seed, key.epoch, torch.tensor([key.index]))[0]
+
+    def batch(self, images: Tensor, seed: int, epoch: int, indices: Tensor) -> Tensor:
+        images = fit(images, self.size)  # N x 3 x S x S uint8
+        n, p, steps = len(images), self.padding, torch.arange(self.size)
+        dy = (uniform(seed, epoch, indices, STREAM_CROP_Y) * (2 * p + 1)).long()
+        dx = (uniform(seed, epoch, indices, STREAM_CROP_X) * (2 * p + 1)).long()
+        flip = uniform(seed, epoch, indices, STREAM_FLIP) < self.hflip
+        rows = dy[:, None] + steps  # N x S
+        cols = dx[:, None] + torch.where(flip[:, None], steps.flip(0), steps)  # N x S
+        padded = torch.nn.functional.pad(images, (p, p, p, p))
+        crops = padded[torch.arange(n)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+        # crops: N x S x S x 3 (advanced indices first), one gather for crop and flip together
+        return self.normalise.from_uint8(crops.permute(0, 3, 1, 2))
+
+
+class EvalTransform:
+    """Resize the shorter side to round(size / crop_ratio), center-crop size x size."""
+
+    def __init__(self, size: int, crop_ratio: float, normalise: Normalise) -> None:
+        self.size, self.resize_to, self.normalise = size, round(size / crop_ratio), normalise
+
+    def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
+        pil = F.resize(as_pil(image), [self.resize_to], interpolation=F.InterpolationMode.BILINEAR)
+        return self.normalise(to_float(F.center_crop(pil, [self.size, self.size])))
+
+
+def check_ranges(data: DataConfig, augment: AugmentConfig) -> None:
+    a = augment
+    checks = (  # (field, value, requirement, satisfied)
+        ("augment.scale", a.scale, "0 < min <= max <= 1", 0 < a.scale[0] <= a.scale[1] <= 1),
+        ("augment.ratio", a.ratio, "0 < min <= max", 0 < a.ratio[0] <= a.ratio[1]),
+        ("augment.hflip", a.hflip, "in [0, 1]", 0 <= a.hflip <= 1),
+        ("augment.hue", a.hue, "in [0, 0.5]", 0 <= a.hue <= 0.5),
+        *((f"augment.{name}", getattr(a, name), ">= 0", getattr(a, name) >= 0)
+          for name in ("brightness", "contrast", "saturation", "pca_lighting", "crop_padding")),
+        ("data.eval_crop_ratio", data.eval_crop_ratio, "in (0, 1]", 0 < data.eval_crop_ratio <= 1),
+        ("data.input_size", data.input_size, "positive", data.input_size > 0),
+    )
+    for name, value, requirement, satisfied in checks:
+        if not satisfied:
+            raise ValueError(f"{name} must be {requirement}, got {value}")
+
+
+def eval_transform(data: DataConfig) -> EvalTransform:
+    check_ranges(data, AugmentConfig())
+    return EvalTransform(data.input_size, data.eval_crop_ratio, Normalise(data.mean, data.std))
+
+
+def train_transform(data: DataConfig, augment: AugmentConfig) -> Transform:
+    check_ranges(data, augment)
+    normalise = Normalise(data.mean, data.std)
+    if augment.augment == "paper":
+        return PaperTransform(augment, data.input_size, normalise)
+    if augment.augment == "crop-flip":
+        return CropFlip(data.input_size, augment.crop_padding, augment.hflip, normalise)
+    if augment.augment == "none":
+        return eval_transform(data)
+    raise ValueError(f"augment.augment must be paper, crop-flip or none, got {augment.augment!r}")
