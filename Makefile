@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/googlenet summary
+	$(BIN)/googlenet train
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

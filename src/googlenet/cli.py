@@ -8,8 +8,18 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .arch import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
+from .config import (
+    SECTION_TYPES,
+    TrainConfig,
+    field_owner,
+    field_types,
+    load_recipe,
+    recipe_names,
+    with_overrides,
+)
 from .cost_report import render_module_comparison, render_reduction
 from .costs import PAPER_REDUCTION_EXAMPLE, ReductionComparison, module_comparison, network_cost
+from .engine import TrainingStopped
 from .summary import render_summary
 from .tables import FORMATS
 
@@ -81,7 +91,44 @@ def run_cost(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_summary, add_cost)
+def add_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train on digits (default), an image folder or a tar archive",
+        description="Train GoogLeNet with a named recipe (YAML) whose every field can be "
+                    "overridden by the flag of the same name.")
+    p.add_argument("--recipe", help=f"a recipe name ({', '.join(recipe_names())}) or a YAML "
+                   "file; default: digits without data flags, fast with them")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or from a checkpoint file) exactly")
+    for section, cls in SECTION_TYPES.items():
+        group = p.add_argument_group(f"{section} (recipe section {section!r})")
+        for name, annotation in field_types(cls).items():
+            flag = "--" + name.replace("_", "-")
+            if annotation is bool:
+                group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS)
+            else:
+                group.add_argument(flag, dest=name, metavar=name.upper(),
+                                   default=argparse.SUPPRESS)
+    p.set_defaults(run=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .train import EXIT_INTERRUPTED, train
+
+    owner = field_owner()
+    overrides = {name: value for name, value in vars(args).items() if name in owner}
+    def apply(config: TrainConfig) -> TrainConfig:
+        return with_overrides(config, overrides)
+    recipe = args.recipe or ("fast" if overrides.keys() & {"data", "train_dir", "val_dir"}
+                             else "digits")
+    config = apply(load_recipe(recipe)) if not args.resume else TrainConfig()
+    result = train(config, resume=args.resume, overrides=apply)
+    return EXIT_INTERRUPTED if result.stop_reason == "signal" else 0
+
+
+COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_summary, add_cost, add_train)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, TrainingStopped) as error:
         print(f"googlenet {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -26,6 +27,7 @@ from .arch import (
 )
 from .costs import min_input_size
 from .layers import AuxHead, ConvUnit, Inception, local_response_norm
+
 
 def make_module(layer: Layer, variant: Variant) -> nn.Module:
     if isinstance(layer, ConvLayer):
@@ -175,12 +177,20 @@ def check_num_classes(num_classes: int) -> None:
 
 
 def build_model(variant: str = "paper", num_classes: int = PAPER_NUM_CLASSES,
-                aux_logits: bool = True) -> GoogLeNet:
+                aux_logits: bool = True, dropout: float | None = None,
+                aux_dropout: float | None = None) -> GoogLeNet:
     """Build GoogLeNet.
 
     variant: "paper" (as published: LRN, biases, 5x5 branches) or "bn"
       (batch norm, state_dict-compatible with torchvision.models.googlenet).
     aux_logits: include the two auxiliary classifiers (used by forward_train only).
+    dropout, aux_dropout: override the variant's dropout ratios (0.4 / 0.7 in the paper).
     """
     check_num_classes(num_classes)
-    return GoogLeNet(get_variant(variant), num_classes=num_classes, aux_logits=aux_logits)
+    spec = get_variant(variant)
+    for name, p in (("dropout", dropout), ("aux_dropout", aux_dropout)):
+        if p is not None:
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
+            spec = dataclasses.replace(spec, **{name: p})
+    return GoogLeNet(spec, num_classes=num_classes, aux_logits=aux_logits)
