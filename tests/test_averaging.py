@@ -5,7 +5,7 @@ import torch
 from googlenet.averaging import ModelEma
 
 
-def test_ema_tracks_the_weights_with_warmup_and_copies_buffers():
+def test_ema_tracks_the_weights_and_batch_norm_statistics_with_warmup():
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = ModelEma(model, decay=0.9)
     start = ema.module[0].weight.clone()
@@ -15,7 +15,8 @@ def test_ema_tracks_the_weights_with_warmup_and_copies_buffers():
     ema.update(model)  # decay min(0.9, 2/11)
     expected = start + (1 - 2 / 11) * 1.0
     torch.testing.assert_close(ema.module[0].weight, expected)
-    assert torch.all(ema.module[1].running_mean == 3.0)
+    torch.testing.assert_close(ema.module[1].running_mean, torch.full((2,), 3.0 * (1 - 2 / 11)))
+    assert ema.module[1].num_batches_tracked == model[1].num_batches_tracked
     assert not any(p.requires_grad for p in ema.module.parameters())
 
 

@@ -13,8 +13,10 @@ class ModelEma:
     """An averaged copy of a model, used for evaluation and for best.pt.
 
     The decay warms up as min(decay, (1 + t) / (10 + t)) so that short runs
-    are not dominated by the random initial weights. Buffers (batch-norm
-    statistics) are copied, not averaged.
+    are not dominated by the random initial weights. Floating-point buffers
+    (batch-norm statistics) are averaged like the weights, so that the averaged
+    weights are evaluated with statistics that match them (as timm's ModelEma);
+    integer buffers (batch counts) are copied.
     """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
@@ -23,22 +25,35 @@ class ModelEma:
             p.requires_grad_(False)
         self.decay = decay
         self.updates = 0
+        self._pairs: tuple[list[torch.Tensor], list[torch.Tensor], list[tuple]] | None = None
 
     def current_decay(self) -> float:
         return min(self.decay, (1 + self.updates) / (10 + self.updates))
 
+    def pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor], list[tuple]]:
+        """Matching tensors of both models, gathered once: they are updated in place."""
+        if self._pairs is None:
+            averaged, current, copied = [], [], []
+            for mine, theirs in zip(self.module.state_dict().values(), model.state_dict().values()):
+                if mine.dtype.is_floating_point:
+                    averaged.append(mine)
+                    current.append(theirs)
+                else:
+                    copied.append((mine, theirs))
+            self._pairs = (averaged, current, copied)
+        return self._pairs
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
-        averaged = list(self.module.parameters())
-        current = [p.detach() for p in model.parameters()]
+        averaged, current, copied = self.pairs(model)
         torch._foreach_lerp_(averaged, current, 1.0 - self.current_decay())
-        for averaged_buffer, buffer in zip(self.module.buffers(), model.buffers()):
-            averaged_buffer.copy_(buffer)
+        for mine, theirs in copied:
+            mine.copy_(theirs)
 
     def state_dict(self) -> dict[str, Any]:
         return {"module": self.module.state_dict(), "updates": self.updates, "decay": self.decay}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.module.load_state_dict(state["module"])
+        self.module.load_state_dict(state["module"])  # in place: cached pairs stay valid
         self.updates = int(state["updates"])
