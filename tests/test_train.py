@@ -15,9 +15,9 @@ from PIL import Image
 
 from googlenet.checkpoint import load_checkpoint, save_checkpoint
 from googlenet.config import load_recipe, with_overrides
+from googlenet.distributed import DistInfo
 from googlenet.engine import EpochLimits, Progress, TrainingStopped, train_one_epoch
 from googlenet.train import EXIT_INTERRUPTED, build_parts, make_model, save_run_checkpoint, train
-from googlenet.distributed import DistInfo
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -181,3 +181,13 @@ def test_two_processes_with_torchrun_on_gloo(tmp_path):
     state = load_checkpoint(run / "last.pt")
     assert state["progress"]["step"] == (1438 // 2) // 32  # each rank: half the data, batch 32
     assert result.stdout.count("training bn on") == 1  # only rank 0 logs and writes
+
+
+def test_precision_choices():
+    from googlenet.device import cpu_has_fast_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("off", cpu).dtype is None
+    assert resolve_precision("bf16", cpu).dtype is torch.bfloat16
+    assert resolve_precision("fp16", cpu).name == "fp16"
+    assert resolve_precision("auto", cpu).dtype == (torch.bfloat16 if cpu_has_fast_bf16() else None)

@@ -12,6 +12,7 @@ not change the random stream the training step sees.
 from __future__ import annotations
 
 import math
+import signal
 from collections.abc import Iterator, Sized
 
 import torch
@@ -65,6 +66,11 @@ class EpochSampler(DistributedSampler):
         return max(0, self.num_samples - self.skip_batches * self.batch_size)
 
 
+def ignore_interrupts(worker_id: int) -> None:
+    """Ctrl-C reaches the workers too; the main process alone decides when to stop and save."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class EpochLoader:
     """Iterate for one epoch's Batches; `set_epoch` before each epoch; len() = batches per epoch.
 
@@ -83,7 +89,8 @@ class EpochLoader:
             collate_fn=CollateBatch(dataset.image_size),  # type: ignore[attr-defined]
             num_workers=workers, persistent_workers=workers > 0, pin_memory=pin_memory,
             prefetch_factor=PREFETCH_FACTOR if workers > 0 else None,
-            generator=torch.Generator())  # private: DataLoader draws a base seed per iterator
+            generator=torch.Generator(),  # private: DataLoader draws a base seed per iterator
+            worker_init_fn=ignore_interrupts)
 
     @property
     def epoch(self) -> int:
