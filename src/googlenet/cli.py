@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
 
 from . import __version__
 from .arch import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
 from .config import (
     SECTION_TYPES,
+    DataConfig,
     TrainConfig,
     field_owner,
     field_types,
@@ -19,7 +25,12 @@ from .config import (
 )
 from .cost_report import render_module_comparison, render_reduction
 from .costs import PAPER_REDUCTION_EXAMPLE, ReductionComparison, module_comparison, network_cost
+from .data import SCHEMES
+from .device import resolve_device
 from .engine import TrainingStopped
+from .evaluate import AVERAGES, evaluate_checkpoints, load_for_eval
+from .evaluate_report import render_evaluation, save_confusion_matrix
+from .predict import predict_files, render_predictions
 from .summary import render_summary
 from .tables import FORMATS
 
@@ -127,8 +138,86 @@ def run_train(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if result.stop_reason == "signal" else 0
 
 
+def add_data_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", help="digits, an image folder or a tar archive (default: the "
+                   "checkpoint's validation data)")
+    p.add_argument("--train-dir", help=argparse.SUPPRESS)  # accepted for symmetry with train
+    p.add_argument("--val-dir", help="the validation class-folder root (directory or archive)")
+    p.add_argument("--cache-dir")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+
+
+def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="top-1/top-5 with 1, 10 or 144 crops; ensembles; Table 3 reports",
+        description="Evaluate checkpoints (an ensemble when several) on a validation set, with "
+                    "the paper's test-time crops (Sec. 7).")
+    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    p.add_argument("--crops", type=int, choices=SCHEMES, default=1)
+    p.add_argument("--average", choices=AVERAGES, default="probs",
+                   help="average softmax probabilities (the paper) or logits over crops/models")
+    p.add_argument("--table", action="store_true",
+                   help="every number of models 1..M with 1, 10 and 144 crops, like Table 3")
+    p.add_argument("--confusion-matrix", metavar="PNG", help="write a confusion-matrix plot")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="evaluate N images spread evenly over the validation set")
+    add_data_flags(p)
+    add_format(p)
+    p.set_defaults(run=run_evaluate)
+
+
+def data_override(args: argparse.Namespace, checkpoint: str) -> DataConfig | None:
+    if not (args.data or args.val_dir):
+        return None
+    base = load_for_eval(checkpoint, torch.device("cpu")).data
+    return dataclasses.replace(base, data=args.data or base.data, val_dir=args.val_dir,
+                               train_dir=None, cache_dir=args.cache_dir or base.cache_dir)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    crops = (args.crops,) + tuple(c for c in SCHEMES if c != args.crops) if args.table else (
+        args.crops,)
+    bar = tqdm(unit="img", file=sys.stderr, disable=args.format == "json" or not sys.stderr.isatty())
+    report = evaluate_checkpoints(
+        args.checkpoints, data=data_override(args, args.checkpoints[0]), crops=crops,
+        table=args.table, average=args.average, batch_size=args.batch_size,
+        workers=args.workers, device=resolve_device(args.device), limit=args.limit,
+        on_batch=lambda n, rate: (bar.update(n), bar.set_postfix(img_s=f"{rate:.1f}")))
+    bar.close()
+    print(render_evaluation(report, args.format, args.table))
+    if args.confusion_matrix:
+        save_confusion_matrix(report, Path(args.confusion_matrix))
+    return 0
+
+
+def add_predict(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="top-k classes for image files or folders",
+                              description="Predict the top-k classes of each image.")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--top-k", type=positive_int, default=5)
+    p.add_argument("--crops", type=int, choices=SCHEMES, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    add_format(p)
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    predictions, rate = predict_files(args.images, args.checkpoint, top_k=args.top_k,
+                                      crops=args.crops, batch_size=args.batch_size,
+                                      workers=args.workers, device=resolve_device(args.device))
+    print(render_predictions(predictions, args.format))
+    failed = sum(p.error is not None for p in predictions)
+    print(f"{len(predictions)} images, {failed} failed, {rate:.1f} images/s", file=sys.stderr)
+    return 1 if failed else 0
+
+
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    add_summary, add_cost, add_train)
+    add_summary, add_cost, add_train, add_evaluate, add_predict)
 
 
 def build_parser() -> argparse.ArgumentParser:

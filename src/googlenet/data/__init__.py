@@ -8,10 +8,12 @@
 """
 
 from .batch import Batch
+from .crops import SCHEMES, MultiCrop, crop_views, multi_crop
 from .images import BadImage, decode_image
-from .load import Datasets, load_datasets
+from .load import Datasets, load_datasets, load_eval_dataset
 from .loader import EpochLoader, EpochSampler, make_loader
 from .transforms import eval_transform, train_transform
 
-__all__ = ["BadImage", "Batch", "Datasets", "EpochLoader", "EpochSampler", "decode_image",
+__all__ = ["SCHEMES", "MultiCrop", "crop_views", "multi_crop", "load_eval_dataset",
+           "BadImage", "Batch", "Datasets", "EpochLoader", "EpochSampler", "decode_image",
            "eval_transform", "load_datasets", "make_loader", "train_transform"]

@@ -12,7 +12,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # The extensions torchvision's ImageFolder accepts; other files are ignored.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -37,7 +37,7 @@ def decode_image(data: bytes) -> Image.Image:
             # A warning is PIL's lower bomb threshold; we refuse those images too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            image.load()
+            image.load()  # a GIF or other animation: its first frame
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         reason = str(error).split(",")[0]  # drop PIL's ", could be decompression bomb DOS attack."
         raise BadImage(f"decompression bomb refused ({reason})") from None
@@ -45,7 +45,15 @@ def decode_image(data: bytes) -> Image.Image:
         raise BadImage("not an image (unrecognised format)") from None
     except Exception as error:  # noqa: BLE001 - PIL's plugins raise many types on corrupt data
         raise BadImage(f"corrupt or truncated image ({first_sentence(error)})") from None
-    return to_rgb(image)
+    return to_rgb(upright(image))
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """Apply a camera's EXIF orientation flag; a broken EXIF block leaves the pixels as stored."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - EXIF parsing raises many types on malformed tags
+        return image
 
 
 def first_sentence(error: BaseException) -> str:

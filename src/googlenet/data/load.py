@@ -10,7 +10,7 @@ from ..config import AugmentConfig, DataConfig
 from .datasets import ImageFileDataset, TensorImageDataset
 from .digits import digits_splits
 from .memory import decode_all
-from .sources import FileSplit, file_splits
+from .sources import FileSplit, file_splits, find_splits, open_tree, split_from_tree
 from .transforms import Transform, eval_transform, train_transform
 
 
@@ -43,3 +43,20 @@ def wrap(split: FileSplit, transform: Transform, seed: int,
     if data.in_memory:
         return TensorImageDataset(decode_all(split, data.workers), transform, seed, data.input_size)
     return ImageFileDataset(split, transform, seed, data.input_size)
+
+
+def load_eval_dataset(data: DataConfig, transform: Transform,
+                      seed: int = 0) -> tuple[ImageFileDataset | TensorImageDataset, list[str]]:
+    """The validation split of `data` with a transform of the caller's (e.g. test-time crops).
+
+    Only the validation split is opened and checked; the training split is not read.
+    """
+    if data.data == "digits" and not (data.train_dir or data.val_dir):
+        _, val_split = digits_splits()
+        return TensorImageDataset(val_split, transform, seed, data.input_size), val_split.classes
+    if data.val_dir:
+        split = split_from_tree(open_tree(data.val_dir, data.cache_dir), "")
+    else:
+        tree = open_tree(data.data, data.cache_dir)
+        split = split_from_tree(tree, find_splits(tree)[1])
+    return ImageFileDataset(split, transform, seed, data.input_size), split.classes
