@@ -169,11 +169,18 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
 def test_two_processes_with_torchrun_on_gloo(tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "googlenet", "train", "--output", str(run), "--epochs", "1", "--quiet",
          "--variant", "bn", "--batch-size", "32"],
-        env=env, capture_output=True, text=True, timeout=600)
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # its own process group: a timeout ends the workers too
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 process(es)" in result.stdout
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
