@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from . import __version__
 from .arch import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
 from .config import (
     SECTION_TYPES,
-    DataConfig,
     TrainConfig,
     field_owner,
     field_types,
@@ -28,7 +25,7 @@ from .costs import PAPER_REDUCTION_EXAMPLE, ReductionComparison, module_comparis
 from .data import SCHEMES
 from .device import resolve_device
 from .engine import TrainingStopped
-from .evaluate import AVERAGES, evaluate_checkpoints, load_for_eval
+from .evaluate import AVERAGES, evaluate_checkpoints
 from .evaluate_report import render_evaluation, save_confusion_matrix
 from .predict import predict_files, render_predictions
 from .summary import render_summary
@@ -168,12 +165,16 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_evaluate)
 
 
-def data_override(args: argparse.Namespace, checkpoint: str) -> DataConfig | None:
+def data_overrides(args: argparse.Namespace) -> dict:
+    """--data / --val-dir / --cache-dir on top of the checkpoint's own data settings."""
     if not (args.data or args.val_dir):
-        return None
-    base = load_for_eval(checkpoint, torch.device("cpu")).data
-    return dataclasses.replace(base, data=args.data or base.data, val_dir=args.val_dir,
-                               train_dir=None, cache_dir=args.cache_dir or base.cache_dir)
+        return {}
+    overrides = {"train_dir": None, "val_dir": args.val_dir}
+    if args.data:
+        overrides["data"] = args.data
+    if args.cache_dir:
+        overrides["cache_dir"] = args.cache_dir
+    return overrides
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -181,7 +182,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.crops,)
     bar = tqdm(unit="img", file=sys.stderr, disable=args.format == "json" or not sys.stderr.isatty())
     report = evaluate_checkpoints(
-        args.checkpoints, data=data_override(args, args.checkpoints[0]), crops=crops,
+        args.checkpoints, data_overrides=data_overrides(args), crops=crops,
         table=args.table, average=args.average, batch_size=args.batch_size,
         workers=args.workers, device=resolve_device(args.device), limit=args.limit,
         on_batch=lambda n, rate: (bar.update(n), bar.set_postfix(img_s=f"{rate:.1f}")))

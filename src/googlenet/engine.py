@@ -189,8 +189,13 @@ def train_one_epoch(parts: TrainingParts, batches: Iterable, progress: Progress,
     return result
 
 
+def top_predictions(scores: Tensor, k: int = 5) -> Tensor:
+    """The indices of the k best classes (fewer when there are fewer classes), best first."""
+    return scores.topk(min(k, scores.shape[1]), dim=1).indices
+
+
 @dataclass
-class EvalResult:
+class ValidationResult:
     loss: float
     top1: float
     top5: float
@@ -199,7 +204,7 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable, parts: TrainingParts) -> EvalResult:
+def evaluate(model: nn.Module, batches: Iterable, parts: TrainingParts) -> ValidationResult:
     """Loss, top-1 and top-5 accuracy of `model` (eval mode, logits only) over all batches."""
     model.eval()
     totals = [0.0, 0.0, 0.0, 0.0]  # loss, top-1, top-5, images
@@ -212,13 +217,11 @@ def evaluate(model: nn.Module, batches: Iterable, parts: TrainingParts) -> EvalR
         with parts.precision.autocast():
             logits = model(images)
         logits = logits.float()
-        k = min(5, logits.shape[1])
-        top = logits.topk(k, dim=1).indices
-        hits = top == labels[:, None]
+        hits = top_predictions(logits) == labels[:, None]
         totals[0] += F.cross_entropy(logits, labels, reduction="sum").item()
         totals[1] += hits[:, 0].sum().item()
         totals[2] += hits.any(dim=1).sum().item()
         totals[3] += images.shape[0]
     loss, top1, top5, n = all_reduce_sum(totals, parts.dist, parts.device)
     n = max(n, 1.0)
-    return EvalResult(loss / n, top1 / n, top5 / n, int(n), bad)
+    return ValidationResult(loss / n, top1 / n, top5 / n, int(n), bad)

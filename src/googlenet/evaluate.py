@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from .checkpoint import load_checkpoint
 from .config import DataConfig, config_from_dict
 from .data import load_eval_dataset, make_loader, multi_crop
+from .engine import top_predictions
 from .model import GoogLeNet, build_model
 
 AVERAGES = ("probs", "logits")
@@ -79,7 +80,7 @@ class Tally:
         self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
 
     def add(self, scores: Tensor, labels: Tensor) -> None:
-        top = scores.topk(min(5, scores.shape[1]), dim=1).indices
+        top = top_predictions(scores)
         self.top1 += int((top[:, 0] == labels).sum())
         self.top5 += int((top == labels[:, None]).any(1).sum())
         self.images += len(labels)
@@ -151,7 +152,7 @@ def evaluate_checkpoints(paths: list[str], *, data: DataConfig | None = None,
                          crops: tuple[int, ...] = (1,), table: bool = False,
                          average: str = "probs", batch_size: int = 32, workers: int = 2,
                          device: torch.device = torch.device("cpu"), chunk: int = 256,
-                         limit: int | None = None,
+                         limit: int | None = None, data_overrides: dict | None = None,
                          on_batch: Callable[[int, float], None] | None = None) -> EvalReport:
     """Evaluate one checkpoint or an ensemble with `crops[0]` crops per image (and, with
     `table`, every number of models 1..M with every scheme in `crops`).
@@ -164,7 +165,7 @@ def evaluate_checkpoints(paths: list[str], *, data: DataConfig | None = None,
         raise ValueError("give at least one checkpoint")
     models = [load_for_eval(path, device) for path in paths]
     check_compatible(models)
-    data = data or models[0].data
+    data = data or replace(models[0].data, **(data_overrides or {}))
     data = replace(data, input_size=models[0].data.input_size, mean=models[0].data.mean,
                    std=models[0].data.std)
     transform = multi_crop(data, crops)

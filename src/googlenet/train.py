@@ -28,10 +28,10 @@ from .engine import (
     AuxForward,
     EpochLimits,
     EpochResult,
-    EvalResult,
     Progress,
     TrainingParts,
     TrainingStopped,
+    ValidationResult,
     evaluate,
     train_one_epoch,
 )
@@ -188,7 +188,7 @@ def config_for_resume(state: dict[str, Any], overrides: Callable[[TrainConfig], 
 # --- The loop.
 
 
-def epoch_record(epoch: int, lr: float, train: EpochResult, val: EvalResult | None,
+def epoch_record(epoch: int, lr: float, train: EpochResult, val: ValidationResult | None,
                  progress: Progress) -> dict[str, Any]:
     record: dict[str, Any] = {
         "epoch": epoch, "lr": lr, "train_loss": train.loss, "train_top1": train.top1,
