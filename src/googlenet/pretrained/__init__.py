@@ -1,0 +1,1 @@
+"""Pretrained weights: torchvision's ImageNet weights, BVLC's Caffe weights, local files."""
