@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .arch import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
+from .cli_deploy import DEPLOY_COMMANDS
 from .config import (
     SECTION_TYPES,
     TrainConfig,
@@ -218,7 +219,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    add_summary, add_cost, add_train, add_evaluate, add_predict)
+    add_summary, add_cost, add_train, add_evaluate, add_predict, *DEPLOY_COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:
