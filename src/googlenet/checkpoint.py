@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -10,22 +9,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from .atomic import atomic_path
+
 FORMAT = "googlenet-checkpoint"
 VERSION = 1
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path, fsync=True) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

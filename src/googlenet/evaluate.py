@@ -11,11 +11,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .checkpoint import load_checkpoint
 from .config import DataConfig, config_from_dict
 from .data import load_eval_dataset, make_loader, multi_crop
 from .engine import top_predictions
-from .model import GoogLeNet, build_model
+from .model import GoogLeNet
+from .pretrained.apply import model_from_weights
+from .pretrained.sources import Weights, load_weights
 
 AVERAGES = ("probs", "logits")
 
@@ -29,17 +30,26 @@ class EvalModel:
     averaged: bool  # the Polyak-averaged (EMA) weights were loaded
 
 
-def load_for_eval(path: str | Path, device: torch.device) -> EvalModel:
-    """A checkpoint's model in eval mode, with its averaged (EMA) weights when it has them."""
-    state = load_checkpoint(path)
-    config = config_from_dict(state["config"])
-    classes = list(state["classes"])
-    m = config.model
-    model = build_model(m.variant, num_classes=len(classes), aux_logits=m.aux_logits)
-    averaged = bool(state.get("ema"))
-    model.load_state_dict(state["ema"]["module"] if averaged else state["model"])
+def load_for_eval(source: str | Path, device: torch.device, variant: str | None = None) -> EvalModel:
+    """A model in eval mode from a checkpoint (its averaged (EMA) weights when it has them),
+    published weights (`imagenet`, `bvlc`), a weights file, or an exported `.onnx`."""
+    if str(source).endswith(".onnx"):
+        from .onnx_backend import load_onnx_for_eval
+
+        return load_onnx_for_eval(source)
+    weights = load_weights(source, variant)
+    model = model_from_weights(weights, aux_logits=False)
     model = model.to(device, memory_format=torch.channels_last).eval()
-    return EvalModel(str(path), model, classes, config.data, averaged)
+    return EvalModel(str(source), model, weights.classes, eval_data_config(weights), weights.averaged)
+
+
+def eval_data_config(weights: Weights) -> DataConfig:
+    """A training checkpoint's data settings; for other weights, their preprocessing and no data
+    set (the caller names one)."""
+    norm = weights.normalization
+    data = config_from_dict(weights.config).data if weights.config else DataConfig(data="")
+    return replace(data, input_size=weights.input_size, eval_crop_ratio=weights.eval_crop_ratio,
+                   mean=norm.mean, std=norm.std)
 
 
 def check_compatible(models: list[EvalModel]) -> None:
@@ -168,6 +178,8 @@ def evaluate_checkpoints(paths: list[str], *, data: DataConfig | None = None,
     data = data or replace(models[0].data, **(data_overrides or {}))
     data = replace(data, input_size=models[0].data.input_size, mean=models[0].data.mean,
                    std=models[0].data.std)
+    if not (data.data or data.val_dir):
+        raise ValueError(f"{models[0].path} names no data set: give --data or --val-dir")
     transform = multi_crop(data, crops)
     dataset, classes = load_eval_dataset(data, transform)
     check_classes(classes, models[0], data.val_dir or data.data)

@@ -176,16 +176,28 @@ def check_num_classes(num_classes: int) -> None:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
-def build_model(variant: str = "paper", num_classes: int = PAPER_NUM_CLASSES,
+def build_model(variant: str | None = None, num_classes: int | None = None,
                 aux_logits: bool = True, dropout: float | None = None,
-                aux_dropout: float | None = None) -> GoogLeNet:
+                aux_dropout: float | None = None, weights: str | None = None) -> GoogLeNet:
     """Build GoogLeNet.
 
-    variant: "paper" (as published: LRN, biases, 5x5 branches) or "bn"
+    variant: "paper" (as published: LRN, biases, 5x5 branches; the default) or "bn"
       (batch norm, state_dict-compatible with torchvision.models.googlenet).
+    num_classes: 1000 by default, or the weights' class count.
     aux_logits: include the two auxiliary classifiers (used by forward_train only).
     dropout, aux_dropout: override the variant's dropout ratios (0.4 / 0.7 in the paper).
+    weights: "imagenet" (torchvision's, variant bn), "bvlc" (BVLC's Caffe weights, variant
+      paper) or a weights file (see googlenet.pretrained.sources); with another
+      `num_classes` than the weights', the classifiers are replaced (fine-tuning).
     """
+    if weights is not None:
+        from .pretrained.apply import model_from_weights
+        from .pretrained.sources import load_weights
+
+        return model_from_weights(load_weights(weights, variant), num_classes, aux_logits,
+                                  dropout, aux_dropout)
+    variant = variant or "paper"
+    num_classes = PAPER_NUM_CLASSES if num_classes is None else num_classes
     check_num_classes(num_classes)
     spec = get_variant(variant)
     for name, p in (("dropout", dropout), ("aux_dropout", aux_dropout)):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
+
+from .atomic import atomic_path, write_atomically
 
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "curves.png"
@@ -14,12 +15,6 @@ PLOT_FILE = "curves.png"
 
 def default_run_dir(name: str, root: str | Path = "runs") -> Path:
     return Path(root) / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -86,7 +81,6 @@ def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)

@@ -32,3 +32,4 @@ IMAGENET_NORMALIZATION = Normalization((0.485, 0.456, 0.406), (0.229, 0.224, 0.2
 # Our model does not do that; normalising with mean 0.5 and std 0.5 directly is
 # the same preprocessing.
 TORCHVISION_GOOGLENET_NORMALIZATION = Normalization((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
