@@ -28,7 +28,10 @@ from .device import resolve_device
 from .engine import TrainingStopped
 from .evaluate import AVERAGES, evaluate_checkpoints
 from .evaluate_report import render_evaluation, save_confusion_matrix
+from .features import OUTPUT_SUFFIXES, POOLS, extract_features, save_features
 from .predict import predict_files, render_predictions
+from .pretrained.download import hub_checkpoint_dir
+from .pretrained.sources import load_weights, published_weights, save_safetensors
 from .summary import render_summary
 from .tables import FORMATS
 
@@ -106,7 +109,7 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
         description="Train GoogLeNet with a named recipe (YAML) whose every field can be "
                     "overridden by the flag of the same name.")
     p.add_argument("--recipe", help=f"a recipe name ({', '.join(recipe_names())}) or a YAML "
-                   "file; default: digits without data flags, fast with them")
+                   "file; default: finetune with --weights, else fast with data flags, else digits")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (or from a checkpoint file) exactly")
     for section, cls in SECTION_TYPES.items():
@@ -122,6 +125,12 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_train)
 
 
+def default_recipe(overrides: dict) -> str:
+    if "weights" in overrides:
+        return "finetune"
+    return "fast" if overrides.keys() & {"data", "train_dir", "val_dir"} else "digits"
+
+
 def run_train(args: argparse.Namespace) -> int:
     from .train import EXIT_INTERRUPTED, train
 
@@ -129,8 +138,7 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {name: value for name, value in vars(args).items() if name in owner}
     def apply(config: TrainConfig) -> TrainConfig:
         return with_overrides(config, overrides)
-    recipe = args.recipe or ("fast" if overrides.keys() & {"data", "train_dir", "val_dir"}
-                             else "digits")
+    recipe = args.recipe or default_recipe(overrides)
     config = apply(load_recipe(recipe)) if not args.resume else TrainConfig()
     result = train(config, resume=args.resume, overrides=apply)
     return EXIT_INTERRUPTED if result.stop_reason == "signal" else 0
@@ -152,7 +160,9 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
         "evaluate", help="top-1/top-5 with 1, 10 or 144 crops; ensembles; Table 3 reports",
         description="Evaluate checkpoints (an ensemble when several) on a validation set, with "
                     "the paper's test-time crops (Sec. 7).")
-    p.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
+                   help="checkpoints or weights files (several: an ensemble)")
+    add_weights_flags(p)
     p.add_argument("--crops", type=int, choices=SCHEMES, default=1)
     p.add_argument("--average", choices=AVERAGES, default="probs",
                    help="average softmax probabilities (the paper) or logits over crops/models")
@@ -178,12 +188,27 @@ def data_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
+def add_weights_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", metavar="SOURCE", help="imagenet, bvlc, or a weights file "
+                   "(torchvision .pth, .safetensors, .caffemodel, a checkpoint)")
+    p.add_argument("--variant", choices=VARIANTS, help="check that the weights are of this variant")
+
+
+def model_sources(args: argparse.Namespace) -> list[str]:
+    sources = list(getattr(args, "checkpoints", None) or []) + (
+        [args.checkpoint] if getattr(args, "checkpoint", None) else []) + (
+        [args.weights] if args.weights else [])
+    if not sources:
+        raise ValueError("give a checkpoint or --weights")
+    return sources
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     crops = (args.crops,) + tuple(c for c in SCHEMES if c != args.crops) if args.table else (
         args.crops,)
     bar = tqdm(unit="img", file=sys.stderr, disable=args.format == "json" or not sys.stderr.isatty())
     report = evaluate_checkpoints(
-        args.checkpoints, data_overrides=data_overrides(args), crops=crops,
+        model_sources(args), variant=args.variant, data_overrides=data_overrides(args), crops=crops,
         table=args.table, average=args.average, batch_size=args.batch_size,
         workers=args.workers, device=resolve_device(args.device), limit=args.limit,
         on_batch=lambda n, rate: (bar.update(n), bar.set_postfix(img_s=f"{rate:.1f}")))
@@ -198,7 +223,8 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="top-k classes for image files or folders",
                               description="Predict the top-k classes of each image.")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", help="a checkpoint from googlenet train (or --weights)")
+    add_weights_flags(p)
     p.add_argument("--top-k", type=positive_int, default=5)
     p.add_argument("--crops", type=int, choices=SCHEMES, default=1)
     p.add_argument("--batch-size", type=positive_int, default=32)
@@ -209,7 +235,10 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    predictions, rate = predict_files(args.images, args.checkpoint, top_k=args.top_k,
+    sources = model_sources(args)
+    if len(sources) > 1:
+        raise ValueError("give one of --checkpoint and --weights")
+    predictions, rate = predict_files(args.images, sources[0], variant=args.variant, top_k=args.top_k,
                                       crops=args.crops, batch_size=args.batch_size,
                                       workers=args.workers, device=resolve_device(args.device))
     print(render_predictions(predictions, args.format))
@@ -218,8 +247,77 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def add_features(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("features", help="embeddings of image files (.npy or .parquet)",
+                              description="The pooled 1024-d features (or a trunk layer's) of "
+                              "each image, center crop, batched.")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    p.add_argument("--checkpoint", help="a checkpoint from googlenet train (or --weights)")
+    add_weights_flags(p)
+    p.add_argument("--output", required=True, help="FILE.npy (names in FILE.files.txt) or FILE.parquet")
+    p.add_argument("--layer", help="a trunk layer instead of the pooled features (e.g. inception4e, 4e)")
+    p.add_argument("--pool", choices=POOLS, default="avg",
+                   help="with --layer: average over space, or keep the C x H x W maps")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(run=run_features)
+
+
+def run_features(args: argparse.Namespace) -> int:
+    sources = model_sources(args)
+    if len(sources) > 1:
+        raise ValueError("give one of --checkpoint and --weights")
+    if Path(args.output).suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"--output must end in {' or '.join(OUTPUT_SUFFIXES)}: {args.output}")
+    features = extract_features(args.images, sources[0], layer=args.layer, pool=args.pool,
+                                variant=args.variant, batch_size=args.batch_size,
+                                workers=args.workers, device=resolve_device(args.device))
+    save_features(features, Path(args.output))
+    for file, error in features.errors.items():
+        print(f"{file}: error: {error}", file=sys.stderr)
+    print(f"{len(features.files)} images -> {args.output} ({features.layer}, shape "
+          f"{tuple(features.values.shape)}), {len(features.errors)} failed, "
+          f"{features.images_per_second:.1f} images/s", file=sys.stderr)
+    return 1 if features.errors else 0
+
+
+def add_weights(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("weights", help="list published weights; convert weights to safetensors",
+                              description="Published weights and conversion of any supported "
+                              "source into our safetensors format (with variant, classes, preprocessing).")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the published weights and whether they are cached")
+    listing.set_defaults(run=run_weights_list)
+    convert = actions.add_parser("convert", help="SOURCE -> FILE.safetensors")
+    convert.add_argument("source", metavar="SOURCE",
+                         help="imagenet, bvlc, a checkpoint, a .pth, a .safetensors or a .caffemodel")
+    convert.add_argument("--output", required=True)
+    convert.add_argument("--variant", choices=VARIANTS, help="check that the weights are of this variant")
+    convert.set_defaults(run=run_weights_convert)
+
+
+def run_weights_list(args: argparse.Namespace) -> int:
+    for name, published in published_weights().items():
+        cached = hub_checkpoint_dir() / published.file.file_name
+        print(f"{name}: variant {published.variant}; {published.description}\n"
+              f"  {published.file.url}\n  cache: {cached} ({'present' if cached.is_file() else 'absent'})")
+    return 0
+
+
+def run_weights_convert(args: argparse.Namespace) -> int:
+    if not args.output.endswith(".safetensors"):
+        raise ValueError(f"--output must end in .safetensors: {args.output}")
+    weights = load_weights(args.source, args.variant)
+    save_safetensors(weights, Path(args.output))
+    print(f"{args.source} -> {args.output}: variant {weights.variant}, {weights.num_classes} classes, "
+          f"{len(weights.state_dict)} tensors")
+    return 0
+
+
 COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
-    add_summary, add_cost, add_train, add_evaluate, add_predict, *DEPLOY_COMMANDS)
+    add_summary, add_cost, add_train, add_evaluate, add_predict, add_features, add_weights,
+    *DEPLOY_COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,11 @@ class ModelConfig:
     aux_weight: float = 0.3  # Sec. 5: auxiliary losses added with weight 0.3
     dropout: float | None = None  # None: the variant's (40% paper, 20% bn)
     aux_dropout: float | None = None  # None: the variant's (70%)
+    # Fine-tuning: `imagenet`, `bvlc` or a weights file; the classifiers are replaced when the
+    # data has another number of classes, and the data is normalised as the weights expect.
+    weights: str | None = None
+    freeze: str | None = None  # freeze the network through this row (e.g. 4e, inception4e), or `backbone`
+    pretrained_lr_scale: float = 1.0  # learning rate of all but the classifiers, as a fraction of lr
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,8 @@ def validate(config: TrainConfig) -> None:
     for name, value in positive.items():
         if value <= 0:
             raise ValueError(f"{name} must be positive, got {value}")
+    if config.model.pretrained_lr_scale < 0:
+        raise ValueError(f"model.pretrained_lr_scale must be 0 or more, got {config.model.pretrained_lr_scale}")
     if config.data.workers < 0:
         raise ValueError(f"data.workers must be 0 or more, got {config.data.workers}")
     if not 0.0 <= config.optim.ema_decay < 1.0:

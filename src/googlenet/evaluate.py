@@ -163,7 +163,8 @@ def evaluate_checkpoints(paths: list[str], *, data: DataConfig | None = None,
                          average: str = "probs", batch_size: int = 32, workers: int = 2,
                          device: torch.device = torch.device("cpu"), chunk: int = 256,
                          limit: int | None = None, data_overrides: dict | None = None,
-                         on_batch: Callable[[int, float], None] | None = None) -> EvalReport:
+                         on_batch: Callable[[int, float], None] | None = None,
+                         variant: str | None = None) -> EvalReport:
     """Evaluate one checkpoint or an ensemble with `crops[0]` crops per image (and, with
     `table`, every number of models 1..M with every scheme in `crops`).
 
@@ -173,7 +174,7 @@ def evaluate_checkpoints(paths: list[str], *, data: DataConfig | None = None,
         raise ValueError(f"average must be one of {', '.join(AVERAGES)}, got {average!r}")
     if not paths:
         raise ValueError("give at least one checkpoint")
-    models = [load_for_eval(path, device) for path in paths]
+    models = [load_for_eval(path, device, variant) for path in paths]
     check_compatible(models)
     data = data or replace(models[0].data, **(data_overrides or {}))
     data = replace(data, input_size=models[0].data.input_size, mean=models[0].data.mean,

@@ -106,6 +106,27 @@ class GoogLeNet(nn.Module):
         """The pooled 1024-d feature vector (N x 1024)."""
         return self._trunk(x, with_aux=False)[0]
 
+    def forward_intermediates(self, x: Tensor, names: list[str]) -> dict[str, Tensor]:
+        """Feature maps of the named trunk modules (e.g. conv3, inception4e, or the Inception
+        key 4e), stopping after the last one needed."""
+        wanted = {self.layer_name(name): name for name in names}
+        outputs: dict[str, Tensor] = {}
+        self.check_input(x)
+        for name in self.feature_names:
+            x = getattr(self, name)(x)
+            if name in wanted:
+                outputs[wanted[name]] = x
+                if len(outputs) == len(wanted):
+                    break
+        return outputs
+
+    def layer_name(self, name: str) -> str:
+        """A trunk module's name, given it or its Inception key (4e -> inception4e)."""
+        for candidate in (name, f"inception{name}"):
+            if candidate in self.feature_names:
+                return candidate
+        raise ValueError(f"no layer {name!r}; choose from {', '.join(self.feature_names)}")
+
     def forward_head(self, features: Tensor) -> Tensor:
         return self.fc(self.dropout(features))
 

@@ -65,13 +65,15 @@ def collate(items: list) -> list:
 
 
 @torch.no_grad()
-def predict_files(inputs: list[str], checkpoint: str, *, top_k: int = 5, crops: int = 1,
-                  batch_size: int = 32, workers: int = 2,
-                  device: torch.device = torch.device("cpu")) -> tuple[list[Prediction], float]:
-    """Predictions in input order, and the images per second achieved."""
+def predict_files(inputs: list[str], source: str, *, top_k: int = 5, crops: int = 1,
+                  batch_size: int = 32, workers: int = 2, device: torch.device | None = None,
+                  variant: str | None = None) -> tuple[list[Prediction], float]:
+    """Predictions in input order, and the images per second achieved. `source`: a checkpoint,
+    published weights (imagenet, bvlc), a weights file or an exported .onnx."""
     if top_k < 1:
         raise ValueError(f"top-k must be at least 1, got {top_k}")
-    model = load_for_eval(checkpoint, device)
+    device = device or torch.device("cpu")
+    model = load_for_eval(source, device, variant)
     files = find_images(inputs)
     transform = multi_crop(model.data, (crops,))
     loader = DataLoader(ImageFiles(files, transform), batch_size=batch_size, num_workers=workers,

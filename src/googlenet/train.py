@@ -35,7 +35,10 @@ from .engine import (
     evaluate,
     train_one_epoch,
 )
+from .finetune import freeze_through, parameter_groups
 from .model import GoogLeNet, build_model
+from .pretrained.apply import model_from_weights
+from .pretrained.sources import Weights, load_weights
 from .runs import RunLog, default_run_dir
 from .schedule import build_scheduler
 
@@ -89,18 +92,9 @@ class StopSignals:
 # --- Building the parts.
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and batch-norm parameters (BVLC's decay_mult 0, timm's default)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
-
-
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     optim = config.optim
-    groups = parameter_groups(model, optim.weight_decay)
+    groups = parameter_groups(model, optim.lr, optim.weight_decay, config.model.pretrained_lr_scale)
     if optim.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=optim.lr)
     return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
@@ -126,12 +120,28 @@ def build_parts(model: GoogLeNet, config: TrainConfig, device: torch.device, inf
         channels_last=config.run.channels_last and device.type != "mps")
 
 
-def make_model(config: TrainConfig, num_classes: int, device: torch.device) -> GoogLeNet:
+def make_model(config: TrainConfig, num_classes: int, device: torch.device,
+               weights: Weights | None) -> GoogLeNet:
+    """The model to train: from `weights` (fine-tuning) or freshly initialised (also on resume,
+    where the checkpoint's weights are loaded afterwards)."""
     m = config.model
-    model = build_model(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
-                        dropout=m.dropout, aux_dropout=m.aux_dropout)
+    if weights is not None:
+        model = model_from_weights(weights, num_classes, m.aux_logits, m.dropout, m.aux_dropout)
+    else:
+        model = build_model(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
+                            dropout=m.dropout, aux_dropout=m.aux_dropout)
+    if m.freeze:
+        freeze_through(model, m.freeze)
     memory_format = torch.channels_last if config.run.channels_last else torch.contiguous_format
     return model.to(device, memory_format=memory_format)
+
+
+def apply_weights_preprocessing(config: TrainConfig, weights: Weights) -> TrainConfig:
+    """Fine-tuning trains the weights' variant on data normalised as the weights expect."""
+    norm = weights.normalization
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, variant=weights.variant),
+        data=dataclasses.replace(config.data, mean=norm.mean, std=norm.std))
 
 
 # --- Checkpoints.
@@ -242,10 +252,15 @@ def train(config: TrainConfig, resume: str | Path | None = None,
     stop = StopSignals()
     with stop.installed():  # from the start, so that an early Ctrl-C still ends cleanly
         state, run_dir = resume_state(resume) if resume else (None, None)
+        weights = None
         if state is not None:
             config = config_for_resume(state, overrides)
-        elif config.run.output:
-            run_dir = new_run_dir(Path(config.run.output))
+        else:
+            if config.model.weights:
+                weights = load_weights(config.model.weights)
+                config = apply_weights_preprocessing(config, weights)
+            if config.run.output:
+                run_dir = new_run_dir(Path(config.run.output))
         device = resolve_device(config.run.device)
         info = init_distributed(device.type)
         if info.enabled and device.type == "cuda":
@@ -254,7 +269,7 @@ def train(config: TrainConfig, resume: str | Path | None = None,
         try:
             if run_dir is None:
                 run_dir = default_run_dir(config.run.name)
-            return _train(config, state, run_dir, device, info, stop, log)
+            return _train(config, state, weights, run_dir, device, info, stop, log)
         finally:
             shutdown_distributed()
 
@@ -285,7 +300,7 @@ def build_loaders(datasets: Datasets, config: TrainConfig, info: DistInfo,
     return loaders
 
 
-def _train(config: TrainConfig, state: dict[str, Any] | None, run_dir: Path,
+def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Weights | None, run_dir: Path,
            device: torch.device, info: DistInfo, stop: StopSignals,
            log: Callable[[str], None]) -> TrainResult:
     seed_everything(config.run.seed)
@@ -293,7 +308,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, run_dir: Path,
     if state is not None and list(state["classes"]) != list(datasets.classes):
         raise ValueError("the data's classes differ from the checkpoint's: "
                          f"{datasets.classes} vs {state['classes']}")
-    model = make_model(config, len(datasets.classes), device)
+    model = make_model(config, len(datasets.classes), device, weights)
     loaders = build_loaders(datasets, config, info, device)
     parts = build_parts(model, config, device, info, len(loaders.train))
     progress, best_top1 = Progress(), None
@@ -309,6 +324,9 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, run_dir: Path,
             if state is not None:
                 run_log.drop_epochs_after(progress.epoch)
             log(f"run directory: {run_dir}")
+            if weights is not None:
+                log(f"fine-tuning from {weights.source}" + (
+                    f", frozen through {config.model.freeze}" if config.model.freeze else ""))
             log(f"training {config.model.variant} on {len(datasets.train)} images, "
                 f"{len(datasets.classes)} classes, {device.type}, {parts.precision.name}, "
                 f"{info.world_size} process(es), batch {config.optim.batch_size} per process")
