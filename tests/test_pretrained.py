@@ -19,7 +19,7 @@ from googlenet.config import TrainConfig, config_to_dict
 from googlenet.pretrained import sources
 from googlenet.pretrained.caffe import BVLC_NORMALIZATION, state_dict_to_caffe, write_caffemodel
 from googlenet.pretrained.download import DownloadError, PublishedFile, fetch
-from googlenet.pretrained.sources import imagenet_classes, load_weights, save_safetensors
+from googlenet.pretrained.sources import imagenet_classes, load_weights
 from googlenet.weights import TORCHVISION_GOOGLENET_NORMALIZATION
 
 

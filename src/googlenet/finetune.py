@@ -46,9 +46,9 @@ def freeze_through(model: GoogLeNet, name: str) -> list[str]:
     frozen = [n for names in row_layer_names(model)[:last + 1] for n in names]
     for module_name in frozen:
         module = getattr(model, module_name)
+        freeze_batch_norms(module)  # first: it makes new parameters
         for p in module.parameters():
             p.requires_grad_(False)
-        freeze_batch_norms(module)
     return frozen
 
 
