@@ -182,3 +182,17 @@ def test_predict_with_imagenet_class_names(served, tmp_path, capsys):
     record = json.loads(out)[0]
     assert code == 0 and len(record["predictions"]) == 3
     assert all(p["class"] in imagenet_classes() for p in record["predictions"])
+
+
+def test_evaluate_with_weights_needs_a_data_set_with_the_same_classes(served, tmp_path, capsys):
+    from PIL import Image
+
+    root, _ = served
+    assert main(["evaluate", "--weights", str(root / "googlenet.pth")]) == 2
+    assert "names no data set: give --data or --val-dir" in capsys.readouterr().err
+    for name in ("cat", "dog"):
+        (tmp_path / "val" / name).mkdir(parents=True)
+        Image.new("RGB", (40, 40)).save(tmp_path / "val" / name / "a.png")
+    assert main(["evaluate", "--weights", str(root / "googlenet.pth"), "--val-dir",
+                 str(tmp_path / "val"), "--workers", "0"]) == 2
+    assert "do not match" in capsys.readouterr().err
