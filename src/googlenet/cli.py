@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .arch import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
+from .cli_args import add_backend_flag, add_weights_flags, model_sources, positive_int
 from .cli_deploy import DEPLOY_COMMANDS
 from .config import (
     SECTION_TYPES,
@@ -36,13 +37,6 @@ from .summary import render_summary
 from .tables import FORMATS
 
 EXIT_USER_ERROR = 2
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def hwc(text: str) -> tuple[int, int, int]:
@@ -163,6 +157,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoints", nargs="*", metavar="CHECKPOINT",
                    help="checkpoints or weights files (several: an ensemble)")
     add_weights_flags(p)
+    add_backend_flag(p)
     p.add_argument("--crops", type=int, choices=SCHEMES, default=1)
     p.add_argument("--average", choices=AVERAGES, default="probs",
                    help="average softmax probabilities (the paper) or logits over crops/models")
@@ -188,21 +183,6 @@ def data_overrides(args: argparse.Namespace) -> dict:
     return overrides
 
 
-def add_weights_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", metavar="SOURCE", help="imagenet, bvlc, or a weights file "
-                   "(torchvision .pth, .safetensors, .caffemodel, a checkpoint)")
-    p.add_argument("--variant", choices=VARIANTS, help="check that the weights are of this variant")
-
-
-def model_sources(args: argparse.Namespace) -> list[str]:
-    sources = list(getattr(args, "checkpoints", None) or []) + (
-        [args.checkpoint] if getattr(args, "checkpoint", None) else []) + (
-        [args.weights] if args.weights else [])
-    if not sources:
-        raise ValueError("give a checkpoint or --weights")
-    return sources
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     crops = (args.crops,) + tuple(c for c in SCHEMES if c != args.crops) if args.table else (
         args.crops,)
@@ -223,8 +203,10 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="top-k classes for image files or folders",
                               description="Predict the top-k classes of each image.")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
-    p.add_argument("--checkpoint", help="a checkpoint from googlenet train (or --weights)")
+    p.add_argument("--checkpoint", help="a checkpoint from googlenet train, or an exported .onnx "
+                   "(or --weights)")
     add_weights_flags(p)
+    add_backend_flag(p)
     p.add_argument("--top-k", type=positive_int, default=5)
     p.add_argument("--crops", type=int, choices=SCHEMES, default=1)
     p.add_argument("--batch-size", type=positive_int, default=32)

@@ -121,7 +121,7 @@ def build_parts(model: GoogLeNet, config: TrainConfig, device: torch.device, inf
 
 
 def make_model(config: TrainConfig, num_classes: int, device: torch.device,
-               weights: Weights | None) -> GoogLeNet:
+               weights: Weights | None = None) -> GoogLeNet:
     """The model to train: from `weights` (fine-tuning) or freshly initialised (also on resume,
     where the checkpoint's weights are loaded afterwards)."""
     m = config.model
