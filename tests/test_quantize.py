@@ -69,3 +69,20 @@ def test_missing_model_and_data_are_clear_errors(fitted, tmp_path, capsys):
     code, _, err = run_cli(capsys, "quantize", fitted, "--calibration", tmp_path / "missing",
                            "--output", tmp_path / "x.onnx")
     assert code == 2 and "missing" in err
+
+
+def test_one_class_folder_root_serves_as_calibration_and_held_out_data(tmp_path):
+    from PIL import Image
+
+    from googlenet.config import DataConfig
+    from googlenet.quantize import held_out_data, training_split_images
+
+    for name in ("cat", "dog"):
+        (tmp_path / "test" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (40, 40), (80 * i, 0, 0)).save(tmp_path / "test" / name / f"{i}.png")
+    data = DataConfig(input_size=32)
+    images = training_split_images(str(tmp_path / "test"), data, 4)
+    assert images.shape == (4, 3, 32, 32)
+    assert held_out_data(data, str(tmp_path / "test")).val_dir == str(tmp_path / "test")
+    assert held_out_data(data, "digits").data == "digits"

@@ -88,16 +88,14 @@ def add_quantize(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-    from dataclasses import replace
 
     from .onnx_backend import load_onnx_for_eval
-    from .quantize import quantize_model
+    from .quantize import held_out_data, quantize_model
 
     args.checkpoint = args.model
     onnx_input = bool(args.model) and args.model.endswith(".onnx") and not args.weights
     loaded = load_onnx_for_eval(args.model) if onnx_input else load_source(args)
-    eval_data = replace(loaded.data, data=args.eval_data, train_dir=None, val_dir=None) \
-        if args.eval_data else None
+    eval_data = held_out_data(loaded.data, args.eval_data) if args.eval_data else None
     result = quantize_model(loaded, args.output, args.calibration, images=args.images,
                             eval_images=args.eval_images, eval_data=eval_data,
                             fp32_path=args.model if onnx_input else None)

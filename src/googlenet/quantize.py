@@ -19,6 +19,8 @@ from torch import Tensor
 
 from .config import AugmentConfig, DataConfig
 from .data import decode_image, eval_transform, load_datasets
+from .data.datasets import ImageFileDataset
+from .data.sources import find_splits, open_tree, split_from_tree
 from .evaluate import EvalModel
 from .export import dataset_images, export_model, set_onnx_metadata
 from .onnx_backend import OnnxModel
@@ -75,11 +77,33 @@ def folder_images(folder: Path, data: DataConfig, count: int) -> Tensor:
 
 
 def training_split_images(source: str, data: DataConfig, count: int) -> Tensor:
-    """`count` images of the training split of `source` (any form `train` accepts), eval crops."""
-    config = replace(data, data=source, train_dir=None, val_dir=None, in_memory=False)
-    train = load_datasets(config, AugmentConfig(augment="none"), seed=0).train
-    images = [train[i][0] for i in evenly(count, len(train))]  # type: ignore[arg-type]
+    """`count` images of the training split of `source` (digits, or a folder or archive with
+    train/ and val/), or of `source` itself when it is one class-folder root (e.g. CIFAR-10's
+    train.tar), with eval crops."""
+    if source == "digits":
+        config = replace(data, data=source, train_dir=None, val_dir=None, in_memory=False)
+        dataset = load_datasets(config, AugmentConfig(augment="none"), seed=0).train
+    else:
+        tree = open_tree(source, data.cache_dir)
+        try:
+            prefix = find_splits(tree)[0]
+        except ValueError:
+            prefix = ""  # no train/ and val/: the tree is one split
+        dataset = ImageFileDataset(split_from_tree(tree, prefix), eval_transform(data), 0,
+                                   data.input_size)
+    images = [dataset[i][0] for i in evenly(count, len(dataset))]  # type: ignore[arg-type]
     return torch.stack([image for image in images if image is not None])
+
+
+def held_out_data(data: DataConfig, source: str) -> DataConfig:
+    """`data` pointed at `source`: the validation split of a tree with train/ and val/ (or
+    digits), or `source` itself when it is one class-folder root (e.g. CIFAR-10's test.tar)."""
+    if source != "digits":
+        try:
+            find_splits(open_tree(source, data.cache_dir))
+        except ValueError:
+            return replace(data, train_dir=None, val_dir=source)
+    return replace(data, data=source, train_dir=None, val_dir=None)
 
 
 def calibration_images(source: str, data: DataConfig, count: int) -> tuple[Tensor, str]:
