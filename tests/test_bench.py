@@ -6,7 +6,8 @@ from googlenet.cli import main
 
 INFERENCE = ["torchvision eager", "ours bn eager", "ours paper eager", "ours bn channels_last",
              "ours bn channels_last folded", "ORT fp32 ours bn", "ORT fp32 ours paper",
-             "ORT fp32 torchvision", "ORT int8 ours bn", "ORT int8 ours paper", "ORT int8 torchvision"]
+             "ORT fp32 torchvision", "ORT int8 ours bn", "ORT int8 ours paper", "ORT int8 torchvision",
+             "ORT int8 torchvision, ORT's op set"]
 TRAINING = ["torchvision train NCHW fp32", "ours bn train NCHW fp32", "ours bn train channels_last fp32",
             "ours bn train channels_last bf16", "ours paper train channels_last fp32"]
 

@@ -82,21 +82,27 @@ class BenchReport:
     rows: list[BenchRow]
 
 
-def median_seconds(fn: Callable[[], object], warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def interleaved_medians(runners: list[Callable[[], object]], warmup: int, repeats: int) -> list[float]:
+    """Median seconds of each runner, timed in rounds (one call of each per round, the order
+    rotating), so that a machine getting slower or faster during the run (heat, other jobs)
+    shifts every row alike instead of whichever ran last."""
+    for fn in runners:
+        for _ in range(warmup):
+            fn()
+    times: list[list[float]] = [[] for _ in runners]
+    for round_index in range(repeats):
+        order = range(len(runners))
+        for i in [*order[round_index % len(runners):], *order[:round_index % len(runners)]]:
+            start = time.perf_counter()
+            runners[i]()
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def matmul_ceiling_gflops(n: int, repeats: int = 5) -> float:
     """The machine's fp32 matrix-multiply rate (torch.mm, n x n by n x n), GFLOP/s."""
     a, b = torch.randn(n, n), torch.randn(n, n)
-    return 2 * n**3 / median_seconds(lambda: torch.mm(a, b), 2, repeats) / 1e9
+    return 2 * n**3 / interleaved_medians([lambda: torch.mm(a, b)], 2, repeats)[0] / 1e9
 
 
 def machine_info(threads: int) -> dict[str, str]:
@@ -190,6 +196,8 @@ def onnx_models(config: BenchConfig, folder: Path) -> dict[str, Path]:
     calibration = generated_images(config.calibration_images, size)
     for name in ("tv", "bn", "paper"):
         paths[f"{name}-int8"] = quantize_onnx(paths[name], folder / f"{name}.int8.onnx", calibration)
+    paths["tv-int8-ort-ops"] = quantize_onnx(paths["tv"], folder / "tv.int8-ort-ops.onnx", calibration,
+                                             ort_default_ops=True)
     return paths
 
 
@@ -213,7 +221,9 @@ def inference_cases(config: BenchConfig, paths: dict[str, Path],
             ("ORT fp32 torchvision", "tv", "bn", "its own export"),
             ("ORT int8 ours bn", "bn-int8", "bn", "QDQ per-channel u8s8"),
             ("ORT int8 ours paper", "paper-int8", "paper", "QDQ per-channel u8s8, LRN fp32"),
-            ("ORT int8 torchvision", "tv-int8", "bn", "quantized the same way")):
+            ("ORT int8 torchvision", "tv-int8", "bn", "quantized the same way"),
+            ("ORT int8 torchvision, ORT's op set", "tv-int8-ort-ops", "bn",
+             "QDQ per-channel, quantize_static's default op types")):
         cases.append((name, variant, lambda key=key: ort_runner(paths[key], batch, size, threads), note))
     return cases
 
@@ -226,8 +236,10 @@ def compiled_runner(batch: int, size: int) -> Callable[[], object]:
 def bench_inference(config: BenchConfig, paths: dict[str, Path], log: Callable[[str], None]) -> list[BenchRow]:
     rows = []
     for batch in config.batch_sizes:
-        for name, variant, factory, note in inference_cases(config, paths, batch):
-            seconds = median_seconds(factory(), config.warmup, config.repeats)
+        cases = inference_cases(config, paths, batch)
+        runners = [factory() for _, _, factory, _ in cases]
+        for (name, variant, _, note), seconds in zip(
+                cases, interleaved_medians(runners, config.warmup, config.repeats)):
             rows.append(BenchRow(name, "inference", batch, seconds,
                                  forward_macs(variant, config.input_size), note=note))
             log(f"{name}, batch {batch}: {batch / seconds:.1f} images/s")
@@ -272,9 +284,10 @@ def bench_training(config: BenchConfig, log: Callable[[str], None]) -> list[Benc
         ("ours paper train channels_last fp32", "paper", lambda: ours("paper", True), True, False),
     ]
     rows = []
-    for name, variant, make, channels_last, bf16 in cases:
-        step = train_step_runner(make(), batch, size, channels_last, bf16)
-        seconds = median_seconds(step, config.warmup, config.repeats)
+    steps = [train_step_runner(make(), batch, size, channels_last, bf16)
+             for _, _, make, channels_last, bf16 in cases]
+    for (name, variant, _, _, bf16), seconds in zip(
+            cases, interleaved_medians(steps, config.warmup, config.repeats)):
         rows.append(BenchRow(name, "training", batch, seconds, training_macs(variant, size),
                              note="bf16 autocast" if bf16 else ""))
         log(f"{name}: {batch / seconds:.1f} images/s")
