@@ -83,16 +83,18 @@ class BenchReport:
 
 
 def interleaved_medians(runners: list[Callable[[], object]], warmup: int, repeats: int) -> list[float]:
-    """Median seconds of each runner, timed in rounds (one call of each per round, the order
-    rotating), so that a machine getting slower or faster during the run (heat, other jobs)
-    shifts every row alike instead of whichever ran last."""
+    """Median seconds of each runner, timed in rounds (the order rotating each round), so that a
+    machine getting slower or faster during the run (heat, other jobs) shifts every row alike
+    instead of whichever ran last. In each round a runner first makes one untimed call: the
+    previous runner's thread pool (ONNX Runtime's and OpenMP's spin) must settle first."""
     for fn in runners:
         for _ in range(warmup):
             fn()
     times: list[list[float]] = [[] for _ in runners]
     for round_index in range(repeats):
-        order = range(len(runners))
-        for i in [*order[round_index % len(runners):], *order[:round_index % len(runners)]]:
+        shift = round_index % len(runners)
+        for i in [*range(shift, len(runners)), *range(shift)]:
+            runners[i]()
             start = time.perf_counter()
             runners[i]()
             times[i].append(time.perf_counter() - start)
