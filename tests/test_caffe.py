@@ -70,7 +70,8 @@ def test_round_trip_layer_by_layer(tmp_path: Path, original: GoogLeNet,
         assert torch.equal(converted[key], tensor), key
 
 
-def test_conv1_is_flipped_from_bgr_to_rgb(original: GoogLeNet, caffe_blobs: dict[str, list[np.ndarray]]) -> None:
+def test_conv1_is_flipped_from_bgr_to_rgb(original: GoogLeNet,
+                                         caffe_blobs: dict[str, list[np.ndarray]]) -> None:
     rgb = original.state_dict()["conv1.conv.weight"]
     bgr = caffe_blobs["conv1/7x7_s2"][0]
     assert np.array_equal(bgr, rgb.numpy()[:, [2, 1, 0]])  # written in Caffe's BGR order

@@ -104,7 +104,8 @@ def test_lrn_exports_as_the_onnx_operator_with_the_same_alpha_semantics(tmp_path
     assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["LRN"]
     import onnxruntime as ort
 
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"images": x.numpy()})[0]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"images": x.numpy()})[0]
     torch.testing.assert_close(torch.from_numpy(got), nn.LocalResponseNorm(5, 2.0, 0.75, 1.0)(x),
                                atol=1e-5, rtol=1e-4)
 
@@ -216,3 +217,20 @@ def test_evaluate_and_predict_with_the_onnxruntime_backend(checkpoints, tmp_path
     assert code == 2 and "runs an exported .onnx model" in err
     code, _, err = run_cli(capsys, "evaluate", onnx_path, "--backend", "torch")
     assert code == 2 and "use --backend onnxruntime" in err
+
+
+def test_export_takes_a_weights_source(tmp_path, capsys):
+    torch.manual_seed(0)
+    pth = tmp_path / "tv.pth"
+    torch.save(build_model("bn").state_dict(), pth)  # a torchvision-style state dict, 1000 classes
+    onnx_path = tmp_path / "tv.onnx"
+    code, out, _ = run_cli(capsys, "export", "--weights", pth, "--variant", "bn", "--output", onnx_path,
+                           "--check-images", "2")
+    assert code == 0 and "max abs logit difference" in out
+    loaded = load_onnx_for_eval(onnx_path)
+    assert len(loaded.classes) == 1000 and loaded.classes[0] == "tench"
+    assert loaded.data.mean == (0.5, 0.5, 0.5)  # torchvision's transform_input preprocessing
+    code, _, err = run_cli(capsys, "export", "--weights", pth, "--variant", "paper")
+    assert code == 2 and "of variant 'bn', not 'paper'" in err
+    code, _, err = run_cli(capsys, "export", onnx_path, "--weights", pth)
+    assert code == 2 and "not both" in err

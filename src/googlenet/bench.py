@@ -235,7 +235,8 @@ def compiled_runner(batch: int, size: int) -> Callable[[], object]:
     return torch_runner(torch.compile(model, dynamic=False), batch, size, channels_last=True)
 
 
-def bench_inference(config: BenchConfig, paths: dict[str, Path], log: Callable[[str], None]) -> list[BenchRow]:
+def bench_inference(config: BenchConfig, paths: dict[str, Path],
+                    log: Callable[[str], None]) -> list[BenchRow]:
     rows = []
     for batch in config.batch_sizes:
         cases = inference_cases(config, paths, batch)

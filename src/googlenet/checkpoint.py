@@ -21,15 +21,21 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
 
 
+def safe_torch_load(path: Path, kind: str = "PyTorch file") -> Any:
+    """torch.load(weights_only=True): the file cannot run code. Any failure is a ValueError
+    naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # the unpickler raises many types for foreign files
+        raise ValueError(f"{path} is not a readable {kind}: {error}") from None
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load with torch.load(weights_only=True): a checkpoint file cannot run code."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # the unpickler raises many types for foreign files
-        raise ValueError(f"{path} is not a readable checkpoint: {error}") from None
+    state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not a googlenet checkpoint (no {FORMAT!r} marker)")
     return state

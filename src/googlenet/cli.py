@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .arch import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
-from .cli_args import add_backend_flag, add_weights_flags, model_sources, positive_int
+from .cli_args import add_backend_flag, add_weights_flags, model_sources, positive_int, single_model_source
 from .cli_deploy import DEPLOY_COMMANDS
 from .config import (
     SECTION_TYPES,
@@ -217,10 +217,8 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    sources = model_sources(args)
-    if len(sources) > 1:
-        raise ValueError("give one of --checkpoint and --weights")
-    predictions, rate = predict_files(args.images, sources[0], variant=args.variant, top_k=args.top_k,
+    predictions, rate = predict_files(args.images, single_model_source(args), variant=args.variant,
+                                      top_k=args.top_k,
                                       crops=args.crops, batch_size=args.batch_size,
                                       workers=args.workers, device=resolve_device(args.device))
     print(render_predictions(predictions, args.format))
@@ -247,12 +245,10 @@ def add_features(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_features(args: argparse.Namespace) -> int:
-    sources = model_sources(args)
-    if len(sources) > 1:
-        raise ValueError("give one of --checkpoint and --weights")
+    source = single_model_source(args)
     if Path(args.output).suffix not in OUTPUT_SUFFIXES:
         raise ValueError(f"--output must end in {' or '.join(OUTPUT_SUFFIXES)}: {args.output}")
-    features = extract_features(args.images, sources[0], layer=args.layer, pool=args.pool,
+    features = extract_features(args.images, source, layer=args.layer, pool=args.pool,
                                 variant=args.variant, batch_size=args.batch_size,
                                 workers=args.workers, device=resolve_device(args.device))
     save_features(features, Path(args.output))

@@ -42,3 +42,11 @@ def model_sources(args: argparse.Namespace) -> list[str]:
         if backend == "torch" and onnx:
             raise ValueError(f"{source} is an ONNX model: use --backend onnxruntime")
     return sources
+
+
+def single_model_source(args: argparse.Namespace) -> str:
+    """The one model a command runs: a checkpoint (or .onnx) or --weights, not both."""
+    sources = model_sources(args)
+    if len(sources) > 1:
+        raise ValueError("give one model: a checkpoint or --weights, not both")
+    return sources[0]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .cli_args import add_weights_flags, model_sources, positive_int
+from .cli_args import add_weights_flags, positive_int, single_model_source
 from .evaluate import EvalModel, load_for_eval
 from .tables import FORMATS as TABLE_FORMATS
 
@@ -23,10 +23,7 @@ def batch_size(text: str) -> int | None:
 
 def load_source(args: argparse.Namespace) -> EvalModel:
     """The model named by CHECKPOINT or --weights, on the CPU, in eval mode."""
-    sources = model_sources(args)
-    if len(sources) > 1:
-        raise ValueError("give a CHECKPOINT or --weights SOURCE, not both")
-    return load_for_eval(sources[0], torch.device("cpu"), args.variant)
+    return load_for_eval(single_model_source(args), torch.device("cpu"), args.variant)
 
 
 def add_export(subparsers: argparse._SubParsersAction) -> None:
@@ -71,7 +68,7 @@ def add_quantize(subparsers: argparse._SubParsersAction) -> None:
         "quantize", help="int8 static quantization (ONNX Runtime, QDQ, per-channel), measured",
         description="Quantize to int8 (weights per channel, activations calibrated on real images) "
                     "and measure top-1 of int8 against fp32 on held-out validation images.")
-    p.add_argument("model", nargs="?", metavar="MODEL",
+    p.add_argument("checkpoint", nargs="?", metavar="MODEL",
                    help="a checkpoint, or an exported fp32 .onnx (or --weights SOURCE)")
     add_weights_flags(p)
     p.add_argument("--calibration", required=True, metavar="DATA",
@@ -88,17 +85,14 @@ def add_quantize(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
-
-    from .onnx_backend import load_onnx_for_eval
     from .quantize import held_out_data, quantize_model
 
-    args.checkpoint = args.model
-    onnx_input = bool(args.model) and args.model.endswith(".onnx") and not args.weights
-    loaded = load_onnx_for_eval(args.model) if onnx_input else load_source(args)
+    source = single_model_source(args)
+    loaded = load_source(args)  # an .onnx is loaded by the onnxruntime backend
     eval_data = held_out_data(loaded.data, args.eval_data) if args.eval_data else None
     result = quantize_model(loaded, args.output, args.calibration, images=args.images,
                             eval_images=args.eval_images, eval_data=eval_data,
-                            fp32_path=args.model if onnx_input else None)
+                            fp32_path=source if source.endswith(".onnx") else None)
     record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}
     record["top1_drop"] = result.top1_drop
     if args.format == "json":

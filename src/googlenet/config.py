@@ -215,7 +215,8 @@ def validate(config: TrainConfig) -> None:
         if value <= 0:
             raise ValueError(f"{name} must be positive, got {value}")
     if config.model.pretrained_lr_scale < 0:
-        raise ValueError(f"model.pretrained_lr_scale must be 0 or more, got {config.model.pretrained_lr_scale}")
+        raise ValueError("model.pretrained_lr_scale must be 0 or more, "
+                         f"got {config.model.pretrained_lr_scale}")
     if config.data.workers < 0:
         raise ValueError(f"data.workers must be 0 or more, got {config.data.workers}")
     if not 0.0 <= config.optim.ema_decay < 1.0:

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from .atomic import atomic_path
 from .data import eval_transform
 from .evaluate import EvalModel, load_for_eval
 from .model import GoogLeNet
-from .predict import ImageFiles, collate, find_images
+from .predict import find_images, image_batches
 
 POOLS = ("avg", "none")
 OUTPUT_SUFFIXES = (".npy", ".parquet")
@@ -51,19 +50,15 @@ def extract_features(inputs: list[str], source: str, *, layer: str | None = None
     if layer is not None:
         layer = loaded.model.layer_name(layer)
     files = find_images(inputs)
-    loader = DataLoader(ImageFiles(files, eval_transform(loaded.data)), batch_size=batch_size,
-                        num_workers=workers, collate_fn=collate)
     kept: list[tuple[int, np.ndarray]] = []
     errors: dict[str, str] = {}
     start = time.perf_counter()
-    for items in loader:
-        good = [(image, index) for image, index, error in items if error is None]
-        errors.update({str(files[index]): error for _, index, error in items if error is not None})
-        if good:
-            images = torch.stack([image for image, _ in good]).to(device)
-            images = images.contiguous(memory_format=torch.channels_last)
+    for images, indices, failed in image_batches(files, eval_transform(loaded.data), batch_size, workers):
+        errors.update({str(files[index]): error for index, error in failed.items()})
+        if images is not None:
+            images = images.to(device).contiguous(memory_format=torch.channels_last)
             values = layer_output(loaded.model, images, layer, pool).float().cpu().numpy()
-            kept += [(index, v) for (_, index), v in zip(good, values)]
+            kept += list(zip(indices, values))
     rate = len(files) / (time.perf_counter() - start)
     if not kept:
         raise ValueError("no readable images: " + "; ".join(f"{f}: {e}" for f, e in errors.items()))

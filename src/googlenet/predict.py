@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +64,19 @@ def collate(items: list) -> list:
     return items  # images of one batch may fail; stacked after filtering
 
 
+def image_batches(files: list[Path], transform: Callable, batch_size: int, workers: int
+                  ) -> Iterator[tuple[torch.Tensor | None, list[int], dict[int, str]]]:
+    """Decoded, transformed batches of `files`: (the readable images stacked, or None when
+    none is; their indices into `files`; index -> error for the unreadable ones)."""
+    loader = DataLoader(ImageFiles(files, transform), batch_size=batch_size, num_workers=workers,
+                        collate_fn=collate)
+    for items in loader:
+        good = [(image, index) for image, index, error in items if error is None]
+        errors = {index: error for _, index, error in items if error is not None}
+        images = torch.stack([image for image, _ in good]) if good else None
+        yield images, [index for _, index in good], errors
+
+
 @torch.no_grad()
 def predict_files(inputs: list[str], source: str, *, top_k: int = 5, crops: int = 1,
                   batch_size: int = 32, workers: int = 2, device: torch.device | None = None,
@@ -76,21 +89,16 @@ def predict_files(inputs: list[str], source: str, *, top_k: int = 5, crops: int 
     model = load_for_eval(source, device, variant)
     files = find_images(inputs)
     transform = multi_crop(model.data, (crops,))
-    loader = DataLoader(ImageFiles(files, transform), batch_size=batch_size, num_workers=workers,
-                        collate_fn=collate)
     k = min(top_k, len(model.classes))
     results: list[Prediction] = []
     start = time.perf_counter()
-    for items in loader:
-        good = [(views, index) for views, index, error in items if error is None]
-        results += [Prediction(str(files[index]), [], [], error)
-                    for _, index, error in items if error is not None]
-        if not good:
+    for images, indices, errors in image_batches(files, transform, batch_size, workers):
+        results += [Prediction(str(files[index]), [], [], error) for index, error in errors.items()]
+        if images is None:
             continue
-        images = torch.stack([views for views, _ in good]).to(device)
-        probabilities = crop_scores(model.model, images, [crops], "probs", 256)[0].cpu()
+        probabilities = crop_scores(model.model, images.to(device), [crops], "probs", 256)[0].cpu()
         best = probabilities.topk(k, dim=1)
-        for (_, index), values, labels in zip(good, best.values, best.indices):
+        for index, values, labels in zip(indices, best.values, best.indices):
             results.append(Prediction(str(files[index]), [model.classes[i] for i in labels],
                                       values.tolist()))
     order = {str(f): i for i, f in enumerate(files)}

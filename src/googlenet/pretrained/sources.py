@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ..arch import VARIANTS
 from ..atomic import atomic_path
 from ..checkpoint import FORMAT as CHECKPOINT_FORMAT
+from ..checkpoint import safe_torch_load
 from ..weights import (
     IMAGENET_NORMALIZATION,
     TORCHVISION_GOOGLENET_NORMALIZATION,
@@ -151,10 +151,7 @@ def load_caffemodel(path: Path) -> Weights:
 
 
 def load_torch_file(path: Path) -> Weights:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # cannot run code
-    except Exception as error:  # the unpickler raises many types for foreign files
-        raise ValueError(f"{path} is not a readable PyTorch file: {error}") from None
+    state = safe_torch_load(path)
     if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
         return from_checkpoint(state, str(path))
     if isinstance(state, dict):
