@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from googlenet.config import AugmentConfig, DataConfig
-from googlenet.data import load_datasets, make_loader
+from googlenet.data.load import load_datasets
+from googlenet.data.loader import make_loader
+from googlenet.training.config import AugmentConfig, DataConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data"
 

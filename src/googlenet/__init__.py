@@ -1,7 +1,45 @@
-"""GoogLeNet (Inception v1), Szegedy et al., "Going Deeper with Convolutions", CVPR 2015."""
+"""GoogLeNet (Inception v1), Szegedy et al., "Going Deeper with Convolutions", CVPR 2015.
 
-from .arch import TABLE_1, VARIANTS
-from .model import GoogLeNet, build_model
+The names below are imported on first use, so that `import googlenet` (and the CLI's
+`summary`, `cost` and `--help`) do not import torch.
 
-__version__ = "0.1.0"
-__all__ = ["TABLE_1", "VARIANTS", "GoogLeNet", "build_model", "__version__"]
+    import googlenet
+    model = googlenet.build_model("paper", num_classes=10)            # fresh weights
+    model = googlenet.load_model("imagenet")                           # published weights
+    predictor = googlenet.Predictor.load("runs/x")                     # any model source
+    report = googlenet.evaluate(predictor, "digits", crops=(10,))
+    result = googlenet.train(googlenet.load_recipe("digits"))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.2.0"
+
+# name -> module that defines it
+EXPORTS = {
+    "TABLE_1": "googlenet.arch.table", "VARIANTS": "googlenet.arch.table",
+    "GoogLeNet": "googlenet.model.network", "build_model": "googlenet.model.network",
+    "Artifact": "googlenet.artifact.record", "Preprocessing": "googlenet.artifact.preprocessing",
+    "load_artifact": "googlenet.weights.sources", "load_model": "googlenet.weights.sources",
+    "Predictor": "googlenet.inference.predictor", "evaluate": "googlenet.inference.evaluate",
+    "extract_features": "googlenet.inference.features",
+    "TrainConfig": "googlenet.training.config", "load_recipe": "googlenet.training.config",
+    "train": "googlenet.training.loop", "Callback": "googlenet.training.loop",
+    "export_model": "googlenet.deploy.export",
+}
+__all__ = [*EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in EXPORTS:
+        raise AttributeError(f"module 'googlenet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -13,12 +13,11 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..config import DataConfig
-from .keys import SampleKey
-from .transforms import AnyImage, Normalise, as_pil, to_float
+from googlenet.arch.table import CROP_SCHEMES, PAPER_SCALES
+from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.keys import SampleKey
+from googlenet.data.transforms import AnyImage, Normalize, as_pil, to_float
 
-SCHEMES = (1, 10, 144)
-PAPER_SCALES = (256, 288, 320, 352)  # Sec. 7: shorter side, for 224x224 crops
 PAPER_CROP = 224
 
 
@@ -95,14 +94,14 @@ def crop_views(scheme: int, width: int, height: int, size: int, crop_ratio: floa
         return ten_views(width, height, size, crop_ratio)
     if scheme == 144:
         return paper_views(width, height, size)
-    raise ValueError(f"crops must be one of {', '.join(map(str, SCHEMES))}, got {scheme}")
+    raise ValueError(f"crops must be one of {', '.join(map(str, CROP_SCHEMES))}, got {scheme}")
 
 
 class MultiCrop:
     """image -> V x 3 x S x S: the views of each scheme in `schemes`, concatenated in order."""
 
     def __init__(self, schemes: tuple[int, ...], size: int, crop_ratio: float,
-                 normalise: Normalise) -> None:
+                 normalise: Normalize) -> None:
         for scheme in schemes:
             crop_views(scheme, size, size, size, crop_ratio)  # validates the scheme
         self.schemes, self.size, self.crop_ratio, self.normalise = schemes, size, crop_ratio, normalise
@@ -128,5 +127,6 @@ class MultiCrop:
         return self.normalise(torch.stack(crops))
 
 
-def multi_crop(data: DataConfig, schemes: tuple[int, ...]) -> MultiCrop:
-    return MultiCrop(schemes, data.input_size, data.eval_crop_ratio, Normalise(data.mean, data.std))
+def multi_crop(preprocessing: Preprocessing, schemes: tuple[int, ...]) -> MultiCrop:
+    return MultiCrop(schemes, preprocessing.input_size, preprocessing.crop_ratio,
+                     Normalize(preprocessing))

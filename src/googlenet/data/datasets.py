@@ -10,12 +10,12 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from .batch import Batch, Item, empty_labels
-from .digits import TensorSplit
-from .images import BadImage, decode_image
-from .keys import SampleKey
-from .sources import FileSplit
-from .transforms import CropFlip, Transform
+from googlenet.data.batch import Batch, Item, empty_labels
+from googlenet.data.digits import TensorSplit
+from googlenet.data.images import read_image
+from googlenet.data.keys import SampleKey
+from googlenet.data.sources import FileSplit
+from googlenet.data.transforms import CropFlip, Transform
 
 Key = int | tuple[int, int]
 
@@ -44,12 +44,9 @@ class ImageFileDataset(Dataset[Item]):
         index, epoch = split_key(key)
         name, label = self.split.samples[index]
         reader = self.split.reader
-        try:
-            image = decode_image(reader.read(name))
-        except BadImage as error:
-            return None, label, f"{reader.where(name)}: {error}"
-        except OSError as error:  # vanished file, I/O error: skip like a bad image
-            return None, label, f"{reader.where(name)}: cannot read ({error.strerror or error})"
+        image, reason = read_image(lambda: reader.read(name))
+        if image is None:
+            return None, label, f"{reader.where(name)}: {reason}"
         return self.transform(image, SampleKey(self.seed, epoch, index)), label, None
 
 

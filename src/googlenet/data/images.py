@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# The extensions torchvision's ImageFolder accepts; other files are ignored.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# The one list of image file suffixes: torchvision's ImageFolder's, and GIF (its first frame).
+# Files with other suffixes are ignored in folders and archives.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
@@ -25,7 +27,18 @@ class BadImage(Exception):
 
 
 def is_image_file(name: str) -> bool:
-    return name.lower().endswith(IMAGE_EXTENSIONS)
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def read_image(read: Callable[[], bytes]) -> tuple[Image.Image | None, str | None]:
+    """The one "decode an image or say why not": (RGB image, None), or (None, short reason)
+    for a file that cannot be read or decoded. `read` returns the file's bytes."""
+    try:
+        return decode_image(read()), None
+    except BadImage as error:
+        return None, str(error)
+    except OSError as error:  # vanished file, I/O error: skipped like a bad image
+        return None, f"cannot read ({error.strerror or error})"
 
 
 def decode_image(data: bytes) -> Image.Image:

@@ -18,9 +18,9 @@ from collections.abc import Iterator, Sized
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
-from .batch import Batch, CollateBatch
-from .datasets import TensorImageDataset
-from .keys import epoch_generator
+from googlenet.data.batch import Batch, CollateBatch
+from googlenet.data.datasets import TensorImageDataset
+from googlenet.data.keys import epoch_generator
 
 PREFETCH_FACTOR = 4  # batches in flight per worker: hides decode jitter, bounded memory
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..config import DataConfig
-from .images import IMAGE_EXTENSIONS, is_image_file
-from .tar import TarReader, index_tar, is_compressed, unpack_to_cache
+from googlenet.data.config import DataConfig
+from googlenet.data.images import IMAGE_SUFFIXES, is_image_file
+from googlenet.data.subsets import evenly_spaced
+from googlenet.data.tar import TarReader, index_tar, is_compressed, unpack_to_cache
+from googlenet.errors import DataError
 
 
 class Reader(Protocol):
@@ -99,19 +101,18 @@ def under(name: str, prefix: str) -> bool:
     return not prefix or name.startswith(prefix + "/")
 
 
-def find_splits(tree: Tree) -> tuple[str, str]:
-    """The shallowest train/ folder and the val/ (else test/) folder beside it."""
+def find_splits(tree: Tree) -> tuple[str, str] | None:
+    """The shallowest train/ folder and the val/ (else test/) folder beside it; None when the
+    tree has no train/ folder (one set of class folders)."""
     trains = sorted((d for d in tree.dirs if posixpath.basename(d) == "train"),
                     key=lambda d: (d.count("/"), d))
     if not trains:
-        raise ValueError(f"{tree.reader.where('')}: no train/ folder found; expected "
-                         "train/<class>/<image> and val/<class>/<image> (or test/), "
-                         "or give train_dir and val_dir")
+        return None
     parent = posixpath.dirname(trains[0])
     for name in ("val", "test"):
         if posixpath.join(parent, name) in tree.dirs:
             return trains[0], posixpath.join(parent, name)
-    raise ValueError(f"{tree.reader.where(parent)}: has train/ but no val/ or test/ beside it")
+    raise DataError(f"{tree.reader.where(parent)}: has train/ but no val/ or test/ beside it")
 
 
 def class_root(images: list[str], where: str) -> str:
@@ -120,7 +121,7 @@ def class_root(images: list[str], where: str) -> str:
     root = posixpath.commonpath(list(parents))
     if parents == {root}:  # every image in one folder: that folder is the only class
         if not root:
-            raise ValueError(f"{where}: images are not in class folders "
+            raise DataError(f"{where}: images are not in class folders "
                              "(expected <class>/<image>)")
         root = posixpath.dirname(root)
     return root
@@ -130,8 +131,8 @@ def split_from_tree(tree: Tree, prefix: str) -> FileSplit:
     where = tree.reader.where(prefix)
     images = [name for name in tree.files if under(name, prefix)]
     if not images:
-        raise ValueError(f"{where}: no images found (expected <class>/<image> files ending in "
-                         f"{', '.join(IMAGE_EXTENSIONS)})")
+        raise DataError(f"{where}: no images found (expected <class>/<image> files ending in "
+                         f"{', '.join(IMAGE_SUFFIXES)})")
     root = class_root(images, where)
     classes = sorted(posixpath.basename(d) for d in tree.dirs
                      if posixpath.dirname(d) == root and not posixpath.basename(d).startswith("."))
@@ -151,7 +152,7 @@ def check_no_empty_classes(tree: Tree, root: str, classes: list[str],
     used = {label for _, label in samples}
     for label, name in enumerate(classes):
         if label not in used:
-            raise ValueError(f"{tree.reader.where(posixpath.join(root, name))}: empty class folder "
+            raise DataError(f"{tree.reader.where(posixpath.join(root, name))}: empty class folder "
                              "(no images); remove it or add images, since dropping it would "
                              "shift the index of every later class")
 
@@ -167,24 +168,50 @@ def check_same_classes(train: FileSplit, val: FileSplit) -> None:
     problems = ([f"missing from validation: {some(missing)}"] if missing else []) + \
                ([f"not in training: {some(extra)}"] if extra else [])
     if problems:
-        raise ValueError(f"validation classes ({val.location}) differ from training classes "
+        raise DataError(f"validation classes ({val.location}) differ from training classes "
                          f"({train.location}): {'; '.join(problems)}")
 
 
+def holdout(split: FileSplit, fraction: float) -> tuple[FileSplit, FileSplit]:
+    """One set of class folders split in two: `fraction` of each class, evenly spaced, held out
+    for validation (deterministic: the same files every run)."""
+    if not 0 < fraction < 1:
+        raise DataError(f"val_fraction must be in (0, 1), got {fraction}")
+    train, val = [], []
+    for label in range(len(split.classes)):
+        members = [sample for sample in split.samples if sample[1] == label]
+        if len(members) < 2:
+            raise DataError(f"{split.location}/{split.classes[label]}: {len(members)} image(s); "
+                            "a class needs at least 2 to be split into training and validation")
+        held = set(evenly_spaced(max(1, round(fraction * len(members))), len(members)))
+        for i, sample in enumerate(members):
+            (val if i in held else train).append(sample)
+    return (FileSplit(split.location, split.reader, train, split.classes),
+            FileSplit(split.location, split.reader, val, split.classes))
+
+
+def tree_splits(path: str, data: DataConfig) -> tuple[FileSplit, FileSplit]:
+    """train/ and val/ (or test/) of a folder or archive, or a held-out share of each class
+    when it is one set of class folders."""
+    tree = open_tree(path, data.cache_dir)
+    prefixes = find_splits(tree)
+    if prefixes is None:
+        return holdout(split_from_tree(tree, ""), data.val_fraction)
+    return split_from_tree(tree, prefixes[0]), split_from_tree(tree, prefixes[1])
+
+
 def file_splits(data: DataConfig) -> tuple[FileSplit, FileSplit]:
-    """The training and validation splits named by data, train_dir and val_dir."""
+    """The training and validation splits named by path, train_dir and val_dir."""
     if data.train_dir or data.val_dir:
         if not (data.train_dir and data.val_dir):
             given = "train_dir" if data.train_dir else "val_dir"
             missing = "val_dir" if data.train_dir else "train_dir"
-            raise ValueError(f"{given} is set but not {missing}; "
-                             "give both, or neither and point data at a folder or archive "
-                             "holding train/ and val/")
+            raise DataError(f"{given} is set but not {missing}; "
+                            "give both, or neither and point the data path at a folder or "
+                            "archive holding train/ and val/")
         train = split_from_tree(open_tree(data.train_dir, data.cache_dir), "")
         val = split_from_tree(open_tree(data.val_dir, data.cache_dir), "")
     else:
-        tree = open_tree(data.data, data.cache_dir)
-        train_prefix, val_prefix = find_splits(tree)
-        train, val = split_from_tree(tree, train_prefix), split_from_tree(tree, val_prefix)
+        train, val = tree_splits(data.path, data)
     check_same_classes(train, val)
     return train, val

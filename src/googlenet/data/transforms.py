@@ -2,7 +2,7 @@
 
 Every transform is called as `transform(image, key=None) -> Tensor`, with image a
 PIL image or a uint8 3 x H x W tensor and the result float32 3 x S x S,
-normalised with DataConfig.mean/std. Random choices come from `key` (keys.py),
+normalised by `Normalize` (the artifact's Preprocessing). Random choices come from `key` (keys.py),
 so an output is a pure function of (image, seed, epoch, index); without a key
 they are drawn from the global RNG. Crops and resizes run in PIL, which has all
 four of the paper's interpolations (a tensor resize has no box/area filter);
@@ -20,9 +20,11 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
-from ..config import AugmentConfig, DataConfig
-from .images import to_rgb
-from .keys import STREAM_CROP_X, STREAM_CROP_Y, STREAM_FLIP, SampleKey, generator_for, uniform
+from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.config import AugmentConfig
+from googlenet.data.images import to_rgb
+from googlenet.data.keys import STREAM_CROP_X, STREAM_CROP_Y, STREAM_FLIP, SampleKey, generator_for, uniform
+from googlenet.errors import ConfigError
 
 AnyImage = Image.Image | Tensor
 Transform = Callable[..., Tensor]  # (image, key: SampleKey | None = None) -> normalised tensor
@@ -171,20 +173,28 @@ def to_float(image: Image.Image) -> Tensor:
     return F.pil_to_tensor(image).float().div_(255)
 
 
-class Normalise:
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
-        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-            raise ValueError(f"mean and std need 3 values each, std positive; got {mean}, {std}")
-        self.mean = torch.tensor(mean, dtype=torch.float32).reshape(3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).reshape(3, 1, 1)
+class Normalize:
+    """The one implementation of a Preprocessing's normalisation on tensors: float RGB in [0, 1]
+    (or uint8 0..255) -> the model's channel order, value scale, mean and std."""
+
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        scale, shift = preprocessing.affine()
+        self.bgr = preprocessing.channel_order == "BGR"
+        self.scale = torch.tensor(scale, dtype=torch.float32).reshape(3, 1, 1)
+        self.shift = torch.tensor(shift, dtype=torch.float32).reshape(3, 1, 1)
 
     def __call__(self, x: Tensor) -> Tensor:
-        return x.sub(self.mean).div_(self.std)
+        """float (N x) 3 x H x W in [0, 1], RGB."""
+        if self.bgr:
+            x = x.flip(-3)
+        return x.mul(self.scale).add_(self.shift)
 
     def from_uint8(self, x: Tensor) -> Tensor:
-        """uint8 (N x) 3 x H x W -> normalised float32, in two in-place passes (batched path)."""
+        """uint8 (N x) 3 x H x W, RGB -> normalised float32, in two in-place passes (batched path)."""
         x = x.to(torch.float32, memory_format=torch.contiguous_format)
-        return x.mul_(1 / (255 * self.std)).add_(-self.mean / self.std)
+        if self.bgr:
+            x = x.flip(-3)
+        return x.mul_(self.scale / 255).add_(self.shift)
 
 
 def random_key() -> SampleKey:
@@ -197,7 +207,7 @@ def random_key() -> SampleKey:
 class PaperTransform:
     """Sec. 6: random-area, random-aspect patch, random interpolation, flip, photometrics."""
 
-    def __init__(self, augment: AugmentConfig, size: int, normalise: Normalise) -> None:
+    def __init__(self, augment: AugmentConfig, size: int, normalise: Normalize) -> None:
         self.augment, self.size, self.normalise = augment, size, normalise
 
     def params(self, height: int, width: int, key: SampleKey | None) -> PaperParams:
@@ -233,7 +243,7 @@ class CropFlip:
     at once, no per-sample Python) and a per-sample call give identical images.
     """
 
-    def __init__(self, size: int, padding: int, hflip: float, normalise: Normalise) -> None:
+    def __init__(self, size: int, padding: int, hflip: float, normalise: Normalize) -> None:
         self.size, self.padding, self.hflip, self.normalise = size, padding, hflip, normalise
 
     def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
@@ -255,17 +265,19 @@ class CropFlip:
 
 
 class EvalTransform:
-    """Resize the shorter side to round(size / crop_ratio), center-crop size x size."""
+    """Resize the shorter side to the preprocessing's resize_size, center-crop input_size."""
 
-    def __init__(self, size: int, crop_ratio: float, normalise: Normalise) -> None:
-        self.size, self.resize_to, self.normalise = size, round(size / crop_ratio), normalise
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        self.size, self.resize_to = preprocessing.input_size, preprocessing.resize_size
+        self.interpolation = F.InterpolationMode(preprocessing.interpolation)
+        self.normalise = Normalize(preprocessing)
 
     def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
-        pil = F.resize(as_pil(image), [self.resize_to], interpolation=F.InterpolationMode.BILINEAR)
+        pil = F.resize(as_pil(image), [self.resize_to], interpolation=self.interpolation)
         return self.normalise(to_float(F.center_crop(pil, [self.size, self.size])))
 
 
-def check_ranges(data: DataConfig, augment: AugmentConfig) -> None:
+def check_ranges(augment: AugmentConfig) -> None:
     a = augment
     checks = (  # (field, value, requirement, satisfied)
         ("augment.scale", a.scale, "0 < min <= max <= 1", 0 < a.scale[0] <= a.scale[1] <= 1),
@@ -274,26 +286,23 @@ def check_ranges(data: DataConfig, augment: AugmentConfig) -> None:
         ("augment.hue", a.hue, "in [0, 0.5]", 0 <= a.hue <= 0.5),
         *((f"augment.{name}", getattr(a, name), ">= 0", getattr(a, name) >= 0)
           for name in ("brightness", "contrast", "saturation", "pca_lighting", "crop_padding")),
-        ("data.eval_crop_ratio", data.eval_crop_ratio, "in (0, 1]", 0 < data.eval_crop_ratio <= 1),
-        ("data.input_size", data.input_size, "positive", data.input_size > 0),
     )
     for name, value, requirement, satisfied in checks:
         if not satisfied:
-            raise ValueError(f"{name} must be {requirement}, got {value}")
+            raise ConfigError(f"{name} must be {requirement}, got {value}")
 
 
-def eval_transform(data: DataConfig) -> EvalTransform:
-    check_ranges(data, AugmentConfig())
-    return EvalTransform(data.input_size, data.eval_crop_ratio, Normalise(data.mean, data.std))
+def eval_transform(preprocessing: Preprocessing) -> EvalTransform:
+    return EvalTransform(preprocessing)
 
 
-def train_transform(data: DataConfig, augment: AugmentConfig) -> Transform:
-    check_ranges(data, augment)
-    normalise = Normalise(data.mean, data.std)
-    if augment.augment == "paper":
-        return PaperTransform(augment, data.input_size, normalise)
-    if augment.augment == "crop-flip":
-        return CropFlip(data.input_size, augment.crop_padding, augment.hflip, normalise)
-    if augment.augment == "none":
-        return eval_transform(data)
-    raise ValueError(f"augment.augment must be paper, crop-flip or none, got {augment.augment!r}")
+def train_transform(preprocessing: Preprocessing, augment: AugmentConfig) -> Transform:
+    check_ranges(augment)
+    normalise, size = Normalize(preprocessing), preprocessing.input_size
+    if augment.policy == "paper":
+        return PaperTransform(augment, size, normalise)
+    if augment.policy == "crop-flip":
+        return CropFlip(size, augment.crop_padding, augment.hflip, normalise)
+    if augment.policy == "none":
+        return eval_transform(preprocessing)
+    raise ConfigError(f"augment.policy must be paper, crop-flip or none, got {augment.policy!r}")

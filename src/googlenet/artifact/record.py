@@ -1,0 +1,72 @@
+"""`Artifact`: everything needed to use a model, in one record.
+
+In the spirit of timm's `PretrainedCfg` and torchvision's `Weights`, but one record
+instead of two: the architecture (variant, classes, auxiliary heads), the
+preprocessing, where it came from, and (for PyTorch formats) the weights.
+Every loader returns one (`weights.load_artifact`); every writer stores its
+metadata through `artifact.schema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from googlenet.arch.table import VARIANTS
+from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.errors import ModelSourceError
+
+if TYPE_CHECKING:  # torch stays unimported for the metadata-only uses of this module
+    from torch import Tensor
+
+    from googlenet.model.network import GoogLeNet
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a model came from."""
+
+    source: str = ""  # a published name or the file it was loaded from
+    sha256: str | None = None  # of that file, where it was read from one
+    averaged: bool = False  # Polyak-averaged (EMA) weights of a training run
+    config: dict[str, Any] | None = None  # the training run's resolved configuration
+    metrics: dict[str, Any] | None = None  # the training run's best validation metrics
+
+
+@dataclass(frozen=True)
+class Artifact:
+    variant: str  # "paper" or "bn"
+    classes: tuple[str, ...]  # class names in output order
+    preprocessing: Preprocessing
+    aux_logits: bool = False  # the weights hold the auxiliary classifiers
+    provenance: Provenance = field(default_factory=Provenance)
+    # Our (torchvision's) parameter names; None for formats that hold their own graph (ONNX,
+    # TorchScript), which run through an inference backend instead.
+    state_dict: Mapping[str, Tensor] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ModelSourceError(f"{self.provenance.source or 'model'}: unknown variant "
+                                   f"{self.variant!r}; expected one of {', '.join(VARIANTS)}")
+        if not self.classes:
+            raise ModelSourceError(f"{self.provenance.source or 'model'}: no classes")
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def source(self) -> str:
+        return self.provenance.source
+
+    def without_weights(self) -> Artifact:
+        return replace(self, state_dict=None)
+
+    def build_model(self, num_classes: int | None = None, aux_logits: bool | None = None,
+                    dropout: float | None = None, aux_dropout: float | None = None) -> GoogLeNet:
+        """A GoogLeNet holding these weights (see `artifact.build.model_from_artifact`)."""
+        from googlenet.artifact.build import model_from_artifact
+
+        return model_from_artifact(self, num_classes, aux_logits, dropout, aux_dropout)

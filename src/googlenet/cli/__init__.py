@@ -1,0 +1,1 @@
+"""The `googlenet` command line (argument parsing and printing only); `main` is the entry point."""

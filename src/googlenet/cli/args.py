@@ -1,0 +1,60 @@
+"""Command-line arguments shared by the `googlenet` subcommands: each defined once here.
+
+Only light modules are imported (no torch), so `googlenet --help`, `summary` and `cost`
+start fast; each command imports what it runs inside its `run` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from googlenet.arch.tables import FORMATS
+from googlenet.artifact.preprocessing import PRESETS
+from googlenet.inference.options import BACKENDS
+
+MODEL_HELP = ("a run directory, a checkpoint, imagenet or bvlc (published weights), a weights file "
+              "(.safetensors, .pth, .caffemodel) or an exported model (.onnx, TorchScript)")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def add_model(p: argparse.ArgumentParser, several: bool = False) -> None:
+    """-m/--model: the one way every command names its model (several: an ensemble)."""
+    if several:
+        p.add_argument("-m", "--model", dest="models", action="extend", nargs="+", required=True,
+                       metavar="MODEL", help=MODEL_HELP + "; several models form an ensemble")
+    else:
+        p.add_argument("-m", "--model", required=True, metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("--preprocess", choices=tuple(PRESETS),
+                   help="the input normalisation of a bare state dict, which does not record it "
+                        "(imagenet: torchvision's mean/std; inception: (x - 0.5) / 0.5; caffe: "
+                        "BVLC's 0-255 mean subtraction)")
+
+
+def add_backend(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="auto: torch for weights, onnxruntime for .onnx, torchscript for TorchScript")
+
+
+def add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass")
+    p.add_argument("--workers", type=int, default=2, help="processes decoding images")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torch backend)")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
+
+
+def add_format(p: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS) -> None:
+    """--format: how the command prints its result (text, markdown or json), in every command."""
+    p.add_argument("--format", choices=formats, default="text", help="output format")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)

@@ -1,0 +1,135 @@
+"""`googlenet export`, `quantize` and `bench`: parse, call the deployment library, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from googlenet.arch.tables import FORMATS as OUTPUT_FORMATS
+from googlenet.cli.args import add_format, add_model, positive_int
+from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
+
+
+def batch_size(text: str) -> int | None:
+    """'dynamic' -> None, else a fixed positive batch size."""
+    return None if text == "dynamic" else positive_int(text)
+
+
+def add_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export", help="ONNX, TorchScript or safetensors, checked against PyTorch",
+        description="Export the eval-mode logits (batch norm folded, LRN as ONNX's LRN) with the "
+                    "model's metadata (classes, preprocessing, provenance); the written file is "
+                    "loaded back and must agree with PyTorch within --tolerance.")
+    add_model(p)
+    p.add_argument("--to", choices=FORMATS, default="onnx", help="the file format to write")
+    p.add_argument("--output", metavar="FILE", help="default: the run's name with the format's suffix")
+    p.add_argument("--batch", type=batch_size, default=None, metavar="dynamic|N",
+                   help="a dynamic batch dimension (default) or a fixed batch size")
+    p.add_argument("--opset", type=positive_int, default=DEFAULT_OPSET)
+    p.add_argument("--check-images", type=positive_int, default=8, metavar="N")
+    p.add_argument("--check-data", metavar="DATA",
+                   help="images for the parity check: a data set as --data takes it (default: the "
+                        "model's training data, else generated images)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="largest max abs logit difference accepted")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from googlenet.data.config import DataConfig, recorded_data
+    from googlenet.deploy.export import export_model
+    from googlenet.weights.sources import load_artifact
+
+    artifact = load_artifact(args.model, preprocess=args.preprocess)
+    check_data = DataConfig(path=args.check_data) if args.check_data else recorded_data(artifact)
+    result = export_model(artifact, args.to, args.output, batch=args.batch, opset=args.opset,
+                          check_count=args.check_images, tolerance=args.tolerance,
+                          check_data=check_data)
+    print(f"wrote {result.path} ({result.format})")
+    print(f"parity on {result.checked_on}: max abs logit difference {result.max_abs_diff:.3g} "
+          f"(tolerance {result.tolerance:g})")
+    if not result.ok:
+        print(f"googlenet export: error: {result.path} differs from PyTorch by "
+              f"{result.max_abs_diff:.3g} > {result.tolerance:g}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_quantize(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "quantize", help="int8 static quantization (ONNX Runtime, QDQ, per-channel), measured",
+        description="Quantize to int8 (weights per channel, activations calibrated on real images) "
+                    "and measure top-1 of int8 against fp32 on held-out validation images.")
+    add_model(p)
+    p.add_argument("--calibration", required=True, metavar="DATA",
+                   help="digits, an image folder or archive (its training split is used), "
+                        "or a folder of image files")
+    p.add_argument("--images", type=positive_int, default=256, help="calibration images")
+    p.add_argument("--eval-images", type=positive_int, default=500,
+                   help="held-out validation images for the int8-vs-fp32 comparison")
+    p.add_argument("--eval-data", metavar="DATA",
+                   help="validation data for the comparison (default: the model's)")
+    p.add_argument("--output", required=True, metavar="FILE")
+    add_format(p, OUTPUT_FORMATS)
+    p.set_defaults(run=run_quantize)
+
+
+def run_quantize(args: argparse.Namespace) -> int:
+    from googlenet.deploy.quantize import held_out_data, quantize_model
+    from googlenet.weights.sources import load_artifact
+
+    artifact = load_artifact(args.model, preprocess=args.preprocess)
+    eval_data = held_out_data(args.eval_data) if args.eval_data else None
+    result = quantize_model(artifact, args.output, args.calibration, images=args.images,
+                            eval_images=args.eval_images, eval_data=eval_data)
+    record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}
+    record["top1_drop"] = result.top1_drop
+    if args.format == "json":
+        print(json.dumps(record, indent=2))
+        return 0
+    print(f"wrote {result.path} (int8, QDQ, per-channel), fp32 model {result.fp32_path}")
+    print(f"calibrated on {result.calibrated_on}")
+    print(f"held-out {result.eval_images} images: top-1 fp32 {100 * result.fp32_top1:.2f}%, "
+          f"int8 {100 * result.int8_top1:.2f}% (drop {100 * result.top1_drop:.2f} points), "
+          f"top-1 agreement {100 * result.agreement:.2f}%")
+    return 0
+
+
+def add_bench(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "bench", help="inference and training speed against torchvision and ONNX Runtime",
+        description="Throughput and latency of torchvision's googlenet (the baseline) and ours in "
+                    "eager, channels_last, torch.compile, ONNX Runtime fp32 and int8, and training "
+                    "steps, all measured in this run, with the fraction of the matmul ceiling.")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
+    p.add_argument("--input-size", type=positive_int, help="default 224 (64 with --quick)")
+    p.add_argument("--repeats", type=positive_int, help="timed repetitions (median reported)")
+    p.add_argument("--warmup", type=int, help="untimed runs first")
+    p.add_argument("--no-compile", dest="compile", action="store_false", help="skip torch.compile")
+    p.add_argument("--quick", action="store_true", help="small inputs, few repetitions")
+    p.add_argument("--json", metavar="FILE", help="write every number as JSON")
+    add_format(p, OUTPUT_FORMATS[:2])
+    p.set_defaults(run=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    from googlenet.deploy.bench import BenchConfig, render_bench, report_dict
+    from googlenet.deploy.bench import run_bench as bench
+
+    overrides = {name: value for name, value in (
+        ("threads", args.threads), ("input_size", args.input_size), ("repeats", args.repeats),
+        ("warmup", args.warmup)) if value is not None}
+    overrides["compile"] = args.compile
+    config = BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
+    report = bench(config, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(render_bench(report, args.format))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report_dict(report), indent=2) + "\n")
+    return 0
+
+
+COMMANDS = (add_export, add_quantize, add_bench)

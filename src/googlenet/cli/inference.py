@@ -1,0 +1,139 @@
+"""`googlenet evaluate`, `predict` and `features`: parse, call the inference library, print."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from googlenet.arch.table import CROP_SCHEMES
+from googlenet.cli.args import add_backend, add_format, add_model, add_runtime, apply_threads, positive_int
+from googlenet.inference.options import AVERAGES, FEATURE_SUFFIXES, POOLS
+
+
+def load_predictors(args: argparse.Namespace, sources: list[str]):  # noqa: ANN201 - list[Predictor]
+    from googlenet.inference.predictor import Predictor
+
+    apply_threads(args)
+    return [Predictor.load(source, backend=args.backend, device=args.device,
+                           preprocess=args.preprocess, threads=args.threads) for source in sources]
+
+
+def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="top-1/top-5 with 1, 10 or 144 crops; ensembles; Table 3 reports",
+        description="Evaluate a model (an ensemble when several) on a validation set, with the "
+                    "paper's test-time crops (Sec. 7).")
+    add_model(p, several=True)
+    add_backend(p)
+    p.add_argument("--data", help="digits, a folder or archive with val/ (or test/), or one folder of "
+                   "class folders (its held-out share); default: the data the model was trained on")
+    p.add_argument("--val-dir", help="a class-folder root evaluated whole (folder or archive)")
+    p.add_argument("--crops", type=int, choices=CROP_SCHEMES, default=1)
+    p.add_argument("--average", choices=AVERAGES, default="probs",
+                   help="average softmax probabilities (the paper) or logits over crops/models")
+    p.add_argument("--table", action="store_true",
+                   help="every number of models 1..M with 1, 10 and 144 crops, like Table 3")
+    p.add_argument("--confusion-matrix", metavar="PNG", help="write a confusion-matrix plot")
+    p.add_argument("--limit", type=positive_int, metavar="N",
+                   help="evaluate about N images, spread evenly within every class")
+    add_runtime(p)
+    add_format(p)
+    p.set_defaults(run=run_evaluate)
+
+
+def eval_data(args: argparse.Namespace, predictor):  # noqa: ANN001, ANN201 - DataConfig
+    from googlenet.data.config import DataConfig, recorded_data
+
+    if args.val_dir:
+        return DataConfig(path="", val_dir=args.val_dir)
+    if args.data:
+        return DataConfig(path=args.data)
+    recorded = recorded_data(predictor.artifact)
+    if recorded is None:
+        raise ValueError(f"{predictor.name} records no data set: give --data or --val-dir")
+    return recorded
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from googlenet.inference.evaluate import evaluate
+    from googlenet.inference.report import render_evaluation, save_confusion_matrix
+
+    crops = (args.crops,) + tuple(c for c in CROP_SCHEMES if c != args.crops) if args.table else (
+        args.crops,)
+    predictors = load_predictors(args, args.models)
+    bar = tqdm(unit="img", file=sys.stderr, disable=args.format == "json" or not sys.stderr.isatty())
+    report = evaluate(predictors, eval_data(args, predictors[0]), crops=crops, table=args.table,
+                      average=args.average, batch_size=args.batch_size, workers=args.workers,
+                      limit=args.limit,
+                      on_batch=lambda n, rate: (bar.update(n), bar.set_postfix(img_s=f"{rate:.1f}")))
+    bar.close()
+    print(render_evaluation(report, args.format, args.table))
+    if args.confusion_matrix:
+        save_confusion_matrix(report, Path(args.confusion_matrix))
+    return 0
+
+
+def add_predict(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="top-k classes for image files or folders",
+                              description="Predict the top-k classes of each image.")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    add_model(p)
+    add_backend(p)
+    p.add_argument("--top-k", type=positive_int, default=5)
+    p.add_argument("--crops", type=int, choices=CROP_SCHEMES, default=1)
+    add_runtime(p)
+    add_format(p)
+    p.set_defaults(run=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import time
+
+    from googlenet.inference.report import render_predictions
+
+    predictor = load_predictors(args, [args.model])[0]
+    start = time.perf_counter()
+    predictions = predictor.predict_files(args.images, top_k=args.top_k, crops=args.crops,
+                                          batch_size=args.batch_size, workers=args.workers)
+    rate = len(predictions) / (time.perf_counter() - start)
+    print(render_predictions(predictions, args.format))
+    failed = sum(p.error is not None for p in predictions)
+    print(f"{len(predictions)} images, {failed} failed, {rate:.1f} images/s", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def add_features(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("features", help="embeddings of image files (.npy or .parquet)",
+                              description="The pooled 1024-d features (or a trunk layer's) of "
+                              "each image, center crop, batched.")
+    p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    add_model(p)
+    p.add_argument("--output", required=True, help="FILE.npy (names in FILE.files.txt) or FILE.parquet")
+    p.add_argument("--layer", help="a trunk layer instead of the pooled features (e.g. inception4e, 4e)")
+    p.add_argument("--pool", choices=POOLS, default="avg",
+                   help="with --layer: average over space, or keep the C x H x W maps")
+    add_runtime(p)
+    p.set_defaults(run=run_features, backend="torch")
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from googlenet.inference.features import extract_features, save_features
+
+    if Path(args.output).suffix not in FEATURE_SUFFIXES:
+        raise ValueError(f"--output must end in {' or '.join(FEATURE_SUFFIXES)}: {args.output}")
+    predictor = load_predictors(args, [args.model])[0]
+    features = extract_features(predictor, args.images, layer=args.layer, pool=args.pool,
+                                batch_size=args.batch_size, workers=args.workers)
+    save_features(features, Path(args.output))
+    for file, error in features.errors.items():
+        print(f"{file}: error: {error}", file=sys.stderr)
+    print(f"{len(features.files)} images -> {args.output} ({features.layer}, shape "
+          f"{tuple(features.values.shape)}), {len(features.errors)} failed, "
+          f"{features.images_per_second:.1f} images/s", file=sys.stderr)
+    return 1 if features.errors else 0
+
+
+COMMANDS = (add_evaluate, add_predict, add_features)

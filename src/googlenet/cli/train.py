@@ -1,0 +1,138 @@
+"""`googlenet train`: flags from the configuration's fields; signals, progress bar and printing."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import fields
+from typing import Any
+
+from googlenet.training.config import SECTION_TYPES, TrainConfig, field_types, recipe_names
+
+EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by a signal; --resume continues
+EXIT_MAX_STEPS = 0  # a --max-steps stop is the limit asked for, not a failure
+
+
+def add_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train", help="train on digits (default), an image folder or a tar archive",
+        description="Train GoogLeNet with a named recipe (YAML) whose every field can be "
+                    "overridden by the flag of the same name.")
+    p.add_argument("--recipe", help=f"a recipe name ({', '.join(recipe_names())}) or a YAML "
+                   "file; default: finetune with --weights, else fast with data flags, else digits")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR (or from a checkpoint file) exactly")
+    for section, cls in SECTION_TYPES.items():
+        group = p.add_argument_group(f"{section} (recipe section {section!r})")
+        hints = field_types(cls)
+        for f in fields(cls):
+            add_field_flag(group, f, hints[f.name])
+    p.set_defaults(run=run_train)
+
+
+def add_field_flag(group: argparse._ArgumentGroup, f: Any, annotation: Any) -> None:
+    """One flag for one config field: --<flag>, with the field's help, choices and default."""
+    flag = "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
+    default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+    help_text = f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")
+    if annotation is bool:
+        group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                           default=argparse.SUPPRESS, help=help_text)
+    else:
+        group.add_argument(flag, dest=f.name, metavar=f.name.upper(), default=argparse.SUPPRESS,
+                           choices=f.metadata.get("choices"), help=help_text)
+
+
+def default_recipe(overrides: dict) -> str:
+    if "weights" in overrides:
+        return "finetune"
+    return "fast" if overrides.keys() & {"path", "train_dir", "val_dir"} else "digits"
+
+
+class StopSignals:
+    """SIGINT/SIGTERM ask the run to stop after the current step; a second SIGINT aborts."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.received == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+        print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
+              "(press Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+    @contextmanager
+    def installed(self) -> Iterator[StopSignals]:
+        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+
+def console(quiet: bool):  # noqa: ANN201 - a training Callback
+    """Messages on stdout and a progress bar per epoch on stderr (when it is a terminal)."""
+    from tqdm import tqdm
+
+    from googlenet.training.loop import Callback
+
+    class Console(Callback):
+        bar = None
+
+        def on_message(self, message: str) -> None:
+            print(message, flush=True)
+
+        def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+            self.close()
+            self.bar = tqdm(total=batches, initial=done, desc=f"epoch {epoch + 1}/{epochs}",
+                            unit="batch", disable=quiet or not sys.stderr.isatty(), leave=False,
+                            dynamic_ncols=True, file=sys.stderr)
+
+        def on_batch(self, result: Any, mean_loss: float) -> None:
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix(loss=f"{mean_loss:.3f}", img_s=f"{result.images_per_second:.0f}",
+                                     refresh=False)
+
+        def on_epoch_end(self, record: dict) -> None:
+            self.close()
+
+        def close(self) -> None:
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return Console()
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from googlenet.training.config import field_owner, load_recipe, with_overrides
+    from googlenet.training.loop import train
+
+    owner = field_owner()
+    overrides = {name: value for name, value in vars(args).items() if name in owner}
+
+    def apply(config: TrainConfig) -> TrainConfig:
+        return with_overrides(config, overrides)
+
+    recipe = args.recipe or default_recipe(overrides)
+    config = apply(load_recipe(recipe)) if not args.resume else TrainConfig()
+    stop = StopSignals()
+    with stop.installed():  # from the start, so that an early Ctrl-C still ends cleanly
+        result = train(config, resume=args.resume, overrides=apply,
+                       callbacks=[console(config.run.quiet or overrides.get("quiet", False))],
+                       should_stop=stop)
+    if result.stop_reason != "completed":
+        print(f"continue with: googlenet train --resume {result.run_dir}", flush=True)
+    return EXIT_INTERRUPTED if result.stop_reason == "signal" else EXIT_MAX_STEPS
+
+
+COMMANDS = (add_train,)

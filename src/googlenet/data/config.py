@@ -1,0 +1,108 @@
+"""The data and augmentation sections of a training configuration (pure Python, no torch).
+
+Every field is a command-line flag of `googlenet train`: its help text is the field's
+`help` metadata, its flag `--<field-name>` unless the metadata names another
+(`path` is `--data`, `policy` is `--augment`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, replace
+from typing import Any
+
+from googlenet.artifact.preprocessing import PRESETS, Preprocessing, preset
+from googlenet.artifact.record import Artifact
+
+
+def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
+           choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its command-line help (and flag name, and choices, where they differ)."""
+    metadata = {"help": help, "flag": flag, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+AUGMENT_POLICIES = ("paper", "crop-flip", "none")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training augmentation. `paper`: Sec. 6's patch sampling, interpolation and photometrics."""
+
+    policy: str = option("paper", flag="augment", choices=AUGMENT_POLICIES,
+                         help="paper (Sec. 6: random-area crops, random interpolation, photometric "
+                              "distortions), crop-flip (pad-and-crop, for small images) or none")
+    scale: tuple[float, float] = option((0.08, 1.0), help="crop area as a fraction of the image: MIN,MAX")
+    ratio: tuple[float, float] = option((3 / 4, 4 / 3), help="crop aspect ratio: MIN,MAX")
+    random_interpolation: bool = option(
+        True, help="resize crops with bilinear, area, nearest or bicubic at random (Sec. 6)")
+    hflip: float = option(0.5, help="probability of a horizontal flip")
+    brightness: float = option(0.4, help="brightness jitter strength")
+    contrast: float = option(0.4, help="contrast jitter strength")
+    saturation: float = option(0.4, help="saturation jitter strength")
+    hue: float = option(0.0, help="hue jitter strength (0 to 0.5)")
+    pca_lighting: float = option(0.1, help="AlexNet's PCA lighting noise: std of the alphas")
+    crop_padding: int = option(4, help="crop-flip: zero padding before the random crop")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    path: str = option("digits", flag="data",
+                       help="digits (built in), a folder or tar archive with train/ and val/ (or "
+                            "test/), or one folder of class folders (split by val_fraction)")
+    train_dir: str | None = option(None, help="the training class-folder root (folder or archive); "
+                                              "with val_dir, instead of --data")
+    val_dir: str | None = option(None, help="the validation class-folder root (folder or archive)")
+    val_fraction: float = option(0.2, help="for one folder of class folders: the share of each "
+                                           "class held out for validation")
+    input_size: int = option(224, help="crop size fed to the network (224 in the paper)")
+    eval_crop_ratio: float = option(0.875, help="evaluation: resize the shorter side to "
+                                                "input_size / ratio, then center-crop")
+    preprocess: str = option("imagenet", choices=tuple(PRESETS),
+                             help="input normalisation: imagenet (torchvision's mean and std), "
+                                  "inception ((x - 0.5) / 0.5) or caffe (BVLC's 0-255 mean subtraction)")
+    mean: tuple[float, float, float] | None = option(
+        None, help="override the preset's per-channel mean: R,G,B")
+    std: tuple[float, float, float] | None = option(
+        None, help="override the preset's per-channel std: R,G,B")
+    workers: int = option(2, help="DataLoader worker processes")
+    in_memory: bool = option(False, help="decode the data set once and hold it in memory (small "
+                                         "data sets; images of mixed sizes are resized once)")
+    cache_dir: str | None = option(None, help="where compressed archives are unpacked "
+                                              "(default ~/.cache/googlenet)")
+    max_bad_images: int = option(50, help="skip unreadable images; stop past this many in one epoch")
+
+
+def preprocessing(data: DataConfig) -> Preprocessing:
+    """The Preprocessing a data configuration trains and evaluates with."""
+    base = preset(data.preprocess)
+    return replace(base, input_size=data.input_size, crop_ratio=data.eval_crop_ratio,
+                   mean=data.mean or base.mean, std=data.std or base.std)
+
+
+def with_preprocessing(data: DataConfig, p: Preprocessing) -> DataConfig:
+    """`data` set to train with `p`'s normalisation (fine-tuning from weights that expect it),
+    keeping the data's own input size."""
+    for name, candidate in PRESETS.items():
+        if (candidate.value_scale, candidate.channel_order) == (p.value_scale, p.channel_order):
+            return replace(data, preprocess=name, mean=p.mean, std=p.std)
+    raise ValueError(f"no preprocessing preset with value scale {p.value_scale} and channel order "
+                     f"{p.channel_order}")
+
+
+# Field names of googlenet 0.1, read from older runs and recipes.
+RENAMED = {("data", "data"): "path", ("augment", "augment"): "policy"}
+
+
+def data_config_from_dict(values: dict[str, Any]) -> DataConfig:
+    """A stored (already validated) data section: lists back to tuples, old names renamed."""
+    known = {f.name for f in dataclasses.fields(DataConfig)}
+    values = {RENAMED.get(("data", k), k): v for k, v in values.items()}
+    return DataConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+                         if k in known})
+
+
+def recorded_data(artifact: Artifact) -> DataConfig | None:
+    """The data a training run recorded in its artifact (None for other sources)."""
+    config = artifact.provenance.config
+    return data_config_from_dict(config["data"]) if config and "data" in config else None

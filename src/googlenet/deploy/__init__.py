@@ -1,0 +1,1 @@
+"""Deployment: export (ONNX, TorchScript, safetensors), int8 quantization, benchmarks."""

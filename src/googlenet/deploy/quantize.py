@@ -1,0 +1,192 @@
+"""Static int8 quantization with ONNX Runtime, and its accuracy measured against fp32.
+
+Route: ONNX Runtime's `quantize_static` in QDQ format, per-channel int8 weights and uint8
+activations (the u8s8 kernels that use AVX-512 VNNI on x86), min-max ranges calibrated
+on real images. ORT fuses each DequantizeLinear -> Conv -> QuantizeLinear into one
+int8 convolution when the session is created.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.artifact.record import Artifact
+from googlenet.data.config import AugmentConfig, DataConfig, recorded_data
+from googlenet.data.datasets import ImageFileDataset
+from googlenet.data.images import decode_image, is_image_file
+from googlenet.data.load import load_datasets
+from googlenet.data.sources import find_splits, open_tree, split_from_tree
+from googlenet.data.subsets import evenly_spaced
+from googlenet.data.transforms import eval_transform
+from googlenet.deploy.export import dataset_images, export_model, set_onnx_metadata
+from googlenet.errors import DataError, ModelSourceError
+from googlenet.inference.backends import OnnxBackend
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    path: Path
+    fp32_path: Path
+    calibration_images: int
+    calibrated_on: str
+    eval_images: int
+    fp32_top1: float
+    int8_top1: float
+    agreement: float  # fraction of held-out images where int8 and fp32 predict the same class
+
+    @property
+    def top1_drop(self) -> float:
+        return self.fp32_top1 - self.int8_top1
+
+
+class TensorReader:
+    """A CalibrationDataReader over a tensor of images, in batches."""
+
+    def __init__(self, input_name: str, images: Tensor, batch_size: int = 16) -> None:
+        self.input_name, self.images, self.batch_size = input_name, images, batch_size
+        self.batches: Iterator[np.ndarray] = self._batches()
+
+    def _batches(self) -> Iterator[np.ndarray]:
+        for start in range(0, len(self.images), self.batch_size):
+            yield np.ascontiguousarray(self.images[start:start + self.batch_size].float().numpy())
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else {self.input_name: batch}
+
+    def rewind(self) -> None:
+        self.batches = self._batches()
+
+
+def folder_images(folder: Path, prep: Preprocessing, count: int) -> Tensor:
+    """A plain folder of image files (no class folders), eval-transformed."""
+    files = sorted(p for p in folder.iterdir() if is_image_file(p.name))
+    if not files:
+        raise DataError(f"no image files in {folder}")
+    transform = eval_transform(prep)
+    return torch.stack([transform(decode_image(files[i].read_bytes()))
+                        for i in evenly_spaced(count, len(files))])
+
+
+def training_split_images(source: str, prep: Preprocessing, count: int) -> Tensor:
+    """`count` images of the training split of `source` (digits, or a folder or archive with
+    train/ and val/), or of `source` itself when it is one class-folder root (e.g. CIFAR-10's
+    train.tar), with eval crops."""
+    if source == "digits":
+        data = DataConfig(path=source)
+        dataset = load_datasets(data, AugmentConfig(policy="none"), seed=0, prep=prep).train
+    else:
+        tree = open_tree(source, None)
+        prefixes = find_splits(tree)
+        dataset = ImageFileDataset(split_from_tree(tree, prefixes[0] if prefixes else ""),
+                                   eval_transform(prep), 0, prep.input_size)
+    images = [dataset[i][0] for i in evenly_spaced(count, len(dataset))]  # type: ignore[arg-type]
+    return torch.stack([image for image in images if image is not None])
+
+
+def held_out_data(source: str) -> DataConfig:
+    """The validation split of a tree with train/ and val/ (or digits), or `source` itself
+    when it is one class-folder root (e.g. CIFAR-10's test.tar)."""
+    if source != "digits" and find_splits(open_tree(source, None)) is None:
+        return DataConfig(path="", val_dir=source)
+    return DataConfig(path=source)
+
+
+def calibration_images(source: str, prep: Preprocessing, count: int) -> tuple[Tensor, str]:
+    """Calibration images: a plain image folder, or the training split of a data set.
+
+    The training split keeps them apart from the held-out validation images.
+    """
+    path = Path(source)
+    if path.is_dir() and not any(p.is_dir() for p in path.iterdir()):
+        return folder_images(path, prep, count), f"{count} images of {path}"
+    if source != "digits" and not path.exists():
+        raise FileNotFoundError(f"calibration data {source} does not exist")
+    return training_split_images(source, prep, count), f"{count} training images of {source}"
+
+
+def quantize_onnx(fp32_path: Path, output: Path, calibration: Tensor, per_channel: bool = True,
+                  exclude_ops: tuple[str, ...] = (), ort_default_ops: bool = False) -> Path:
+    """fp32 ONNX -> int8 QDQ ONNX, calibrated on `calibration`, metadata carried over.
+
+    Every quantizable op is quantized (pools and concats too), so that Inception modules can
+    run in int8 from end to end; `ort_default_ops` uses quantize_static's own selection instead
+    (`googlenet bench` compares both: within a few percent of each other on this CPU).
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)  # shapes + fusions
+        input_name = onnx.load(str(prepared)).graph.input[0].name
+        ops = None if ort_default_ops else quantized_op_types(prepared, exclude_ops)
+        quantize_static(str(prepared), str(output), TensorReader(input_name, calibration),
+                        quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=ops)
+    source, model = onnx.load(str(fp32_path)), onnx.load(str(output))
+    set_onnx_metadata(model, {p.key: p.value for p in source.metadata_props})
+    onnx.save(model, str(output))
+    return output
+
+
+def quantized_op_types(path: Path, exclude_ops: tuple[str, ...]) -> list[str]:
+    """Every op type in the graph that ORT can quantize, minus `exclude_ops`.
+
+    LRN stays in float (ORT has no int8 LRN); its neighbours are quantized around it.
+    """
+    import onnx
+
+    present = {node.op_type for node in onnx.load(str(path)).graph.node}
+    quantizable = {"Conv", "Gemm", "MatMul", "MaxPool", "Concat", "GlobalAveragePool",
+                   "AveragePool", "Relu", "Flatten", "Reshape"}
+    return sorted((present & quantizable) - set(exclude_ops))
+
+
+def top1(model: OnnxBackend, images: Tensor, batch_size: int = 32) -> Tensor:
+    return torch.cat([model(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+
+
+def compare(fp32: OnnxBackend, int8: OnnxBackend, images: Tensor, labels: Tensor
+            ) -> tuple[float, float, float]:
+    """(fp32 top-1, int8 top-1, agreement) on labelled images."""
+    a, b = top1(fp32, images), top1(int8, images)
+    return ((a == labels).float().mean().item(), (b == labels).float().mean().item(),
+            (a == b).float().mean().item())
+
+
+def quantize_model(artifact: Artifact, output: str | Path, calibration: str, images: int = 256,
+                   eval_images: int = 500, eval_data: DataConfig | None = None) -> QuantizeResult:
+    """Quantize `artifact` (exported to fp32 ONNX beside `output` first, unless it is an fp32
+    .onnx already) and measure int8 against fp32 on `eval_images` validation images of
+    `eval_data` (default: the data its training run recorded)."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    eval_data = eval_data or recorded_data(artifact)
+    if eval_data is None:
+        raise DataError(f"{artifact.source} records no validation data: name the held-out data")
+    if artifact.state_dict is None:
+        fp32_path = Path(artifact.source)
+    else:
+        fp32_path = output.with_name(output.stem + ".fp32.onnx")
+        result = export_model(artifact, "onnx", fp32_path)
+        if not result.ok:
+            raise ModelSourceError(f"the fp32 export differs from PyTorch by {result.max_abs_diff:.3g}")
+    calib, where = calibration_images(calibration, artifact.preprocessing, images)
+    quantize_onnx(fp32_path, output, calib)
+    held_out, labels = dataset_images(eval_data, artifact, eval_images)
+    fp32_top1, int8_top1, agreement = compare(OnnxBackend(fp32_path), OnnxBackend(output), held_out,
+                                              labels)
+    return QuantizeResult(output, fp32_path, len(calib), where, len(labels), fp32_top1, int8_top1,
+                          agreement)
+

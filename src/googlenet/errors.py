@@ -1,0 +1,33 @@
+"""The exceptions the library raises for problems a user can cause.
+
+Each subclasses ValueError (or RuntimeError), so plain `except ValueError` keeps
+working; messages name the file or setting and the problem, never a command-line
+flag (the CLI adds those).
+"""
+
+from __future__ import annotations
+
+
+class GoogLeNetError(Exception):
+    """Base class of every error the library raises on purpose."""
+
+
+class ConfigError(GoogLeNetError, ValueError):
+    """A configuration value or recipe that cannot be used."""
+
+
+class DataError(GoogLeNetError, ValueError):
+    """A data set that cannot be used: missing, empty, wrong layout, classes that differ."""
+
+
+class ModelSourceError(GoogLeNetError, ValueError):
+    """A model source (checkpoint, weights file, exported model, published name) that cannot be
+    used as asked."""
+
+
+class SchemaError(ModelSourceError):
+    """Model metadata of an unknown or newer schema version, or malformed."""
+
+
+class TrainingStopped(GoogLeNetError, RuntimeError):
+    """The run cannot go on (diverged, or too many unreadable images); the message says why."""

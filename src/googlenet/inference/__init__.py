@@ -1,0 +1,2 @@
+"""Using a model: backends (torch, onnxruntime, TorchScript), Predictor, evaluation with the
+paper's crops and ensembles, features, reports."""

@@ -1,0 +1,162 @@
+"""`Predictor`: an artifact and a backend; images in, top classes and probabilities out.
+
+    predictor = Predictor.load("imagenet")                  # or a run, a weights file, an .onnx
+    predictor.predict([Image.open("cat.jpg")], top_k=5)     # -> [Prediction(...)]
+    predictor.predict_files(["photos/"])                    # folders searched, bad files named
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.artifact.record import Artifact, Provenance
+from googlenet.data.crops import MultiCrop, multi_crop
+from googlenet.data.images import is_image_file, read_image
+from googlenet.errors import DataError
+from googlenet.inference.backends import Backend, TorchBackend, open_backend
+from googlenet.inference.options import AVERAGES
+from googlenet.model.network import GoogLeNet
+from googlenet.runtime.device import resolve_device
+from googlenet.weights.sources import Preprocess, load_artifact
+
+CHUNK = 256  # crops per forward pass: bounds memory with 144 crops per image
+
+
+@dataclass(frozen=True)
+class Prediction:
+    file: str | None  # the image's file, when it came from one
+    classes: list[str]  # best first
+    probabilities: list[float]
+    error: str | None = None  # why the file could not be used (classes empty then)
+
+
+class Predictor:
+    def __init__(self, artifact: Artifact, backend: Backend) -> None:
+        self.artifact, self.backend = artifact, backend
+
+    @classmethod
+    def load(cls, source: str | Path, *, backend: str = "auto", device: str | torch.device = "auto",
+             preprocess: Preprocess = None, threads: int | None = None) -> Predictor:
+        """Any model source (see weights.sources.load_artifact) on a backend."""
+        artifact = load_artifact(source, preprocess=preprocess)
+        return cls(artifact, open_backend(artifact, backend, resolve_device(device), threads))
+
+    @classmethod
+    def from_model(cls, model: GoogLeNet, classes: Sequence[str], preprocessing: Preprocessing,
+                   device: str | torch.device = "cpu") -> Predictor:
+        """A model held in memory (e.g. just trained), with its class names and preprocessing."""
+        artifact = Artifact(model.variant.name, tuple(classes), preprocessing,
+                            provenance=Provenance(source="<in memory>"))
+        return cls(artifact, TorchBackend(model, resolve_device(device)))
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.artifact.classes
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.artifact.preprocessing
+
+    @property
+    def name(self) -> str:
+        return self.artifact.source
+
+    def transform(self, crops: Sequence[int] = (1,)) -> MultiCrop:
+        """image -> V x 3 x S x S: the views of each crop scheme, as this model expects them."""
+        return multi_crop(self.preprocessing, tuple(crops))
+
+    @torch.no_grad()
+    def crop_scores(self, views: Tensor, counts: Sequence[int], average: str = "probs") -> list[Tensor]:
+        """N x V x 3 x S x S -> one N x C score per scheme (V = sum(counts)): softmax (or logits)
+        averaged over each scheme's crops. On the CPU, float32."""
+        if average not in AVERAGES:
+            raise ValueError(f"average must be one of {', '.join(AVERAGES)}, got {average!r}")
+        n, v = views.shape[:2]
+        flat = views.reshape(n * v, *views.shape[2:])
+        logits = torch.cat([self.backend(flat[i:i + CHUNK]).float().cpu()
+                            for i in range(0, len(flat), CHUNK)]).reshape(n, v, -1)
+        values = logits.softmax(-1) if average == "probs" else logits
+        scores, start = [], 0
+        for count in counts:
+            scores.append(values[:, start:start + count].mean(1))
+            start += count
+        return scores
+
+    def top(self, probabilities: Tensor, top_k: int, files: Sequence[str | None]) -> list[Prediction]:
+        if top_k < 1:
+            raise ValueError(f"top_k must be at least 1, got {top_k}")
+        best = probabilities.topk(min(top_k, len(self.classes)), dim=1)
+        return [Prediction(file, [self.classes[i] for i in labels], values.tolist())
+                for file, values, labels in zip(files, best.values, best.indices)]
+
+    def predict(self, images: Sequence[Image.Image], top_k: int = 5, crops: int = 1) -> list[Prediction]:
+        """The top classes of decoded images (PIL, any mode: converted to RGB)."""
+        transform = self.transform((crops,))
+        views = torch.stack([transform(image) for image in images])
+        return self.top(self.crop_scores(views, [crops])[0], top_k, [None] * len(images))
+
+    def predict_files(self, inputs: Sequence[str | Path], top_k: int = 5, crops: int = 1,
+                      batch_size: int = 32, workers: int = 0) -> list[Prediction]:
+        """Predictions for image files and folders (searched), in input order; a file that
+        cannot be read gets a Prediction naming the problem."""
+        files = find_images(inputs)
+        results: list[Prediction] = []
+        for images, indices, errors in image_batches(files, self.transform((crops,)), batch_size,
+                                                     workers):
+            results += [Prediction(str(files[i]), [], [], error) for i, error in errors.items()]
+            if images is not None:
+                probabilities = self.crop_scores(images, [crops])[0]
+                results += self.top(probabilities, top_k, [str(files[i]) for i in indices])
+        order = {str(f): i for i, f in enumerate(files)}
+        return sorted(results, key=lambda p: order[p.file])  # type: ignore[index]
+
+
+def find_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files named as they are; directories searched for images, sorted."""
+    found: list[Path] = []
+    for text in inputs:
+        path = Path(text)
+        if path.is_dir():
+            images = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p.name))
+            if not images:
+                raise DataError(f"no images in directory {path}")
+            found += images
+        else:
+            found.append(path)  # a missing or unreadable file gets its own error entry
+    if not found:
+        raise DataError("no images given")
+    return found
+
+
+class ImageFiles(Dataset):
+    def __init__(self, files: list[Path], transform: Callable) -> None:
+        self.files, self.transform = files, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[Tensor | None, int, str | None]:
+        image, reason = read_image(self.files[index].read_bytes)
+        return (None if image is None else self.transform(image)), index, reason
+
+
+def image_batches(files: list[Path], transform: Callable, batch_size: int, workers: int
+                  ) -> Iterator[tuple[Tensor | None, list[int], dict[int, str]]]:
+    """Decoded, transformed batches of `files`: (the readable images stacked, or None when
+    none is; their indices into `files`; index -> error for the unreadable ones)."""
+    loader = DataLoader(ImageFiles(files, transform), batch_size=batch_size, num_workers=workers,
+                        collate_fn=list)
+    for items in loader:
+        good = [(image, index) for image, index, error in items if error is None]
+        errors = {index: error for _, index, error in items if error is not None}
+        images = torch.stack([image for image, _ in good]) if good else None
+        yield images, [index for _, index in good], errors
+

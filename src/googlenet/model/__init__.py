@@ -1,0 +1,1 @@
+"""GoogLeNet as PyTorch modules, built by walking the architecture table (googlenet.arch)."""

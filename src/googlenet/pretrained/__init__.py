@@ -1,1 +1,0 @@
-"""Pretrained weights: torchvision's ImageNet weights, BVLC's Caffe weights, local files."""

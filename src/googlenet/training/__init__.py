@@ -1,0 +1,2 @@
+"""Training: configuration and recipes, the loop, schedules, averaging, checkpoints, runs,
+fine-tuning."""

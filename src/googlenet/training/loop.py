@@ -1,0 +1,469 @@
+"""`train(config)`: put the parts together, run the epochs, log, checkpoint, resume.
+
+A library function: it installs no signal handler, draws no progress bar and prints
+nothing. The caller passes `callbacks` (messages, batches, epochs) and `should_stop` (the
+CLI's Ctrl-C), so it runs the same from the shell, a thread or a notebook:
+
+    result = train(load_recipe("digits"), callbacks=[PrintMessages()])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from googlenet.artifact import schema
+from googlenet.artifact.record import Artifact, Provenance
+from googlenet.data.config import preprocessing, with_preprocessing
+from googlenet.data.load import Datasets, load_datasets
+from googlenet.data.loader import make_loader
+from googlenet.errors import ConfigError, DataError, TrainingStopped
+from googlenet.model.network import GoogLeNet, build_model
+from googlenet.runtime.device import resolve_device, resolve_precision
+from googlenet.runtime.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
+from googlenet.training.averaging import ModelEma
+from googlenet.training.checkpoint import (
+    all_finite,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from googlenet.training.config import (
+    ResolvedOptim,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+    dump_yaml,
+    resolve_optim,
+)
+from googlenet.training.engine import (
+    AuxForward,
+    EpochLimits,
+    EpochResult,
+    Progress,
+    TrainingParts,
+    ValidationResult,
+    train_one_epoch,
+    validate,
+)
+from googlenet.training.finetune import freeze_through, parameter_groups
+from googlenet.training.runs import RunLog, default_run_dir
+from googlenet.training.schedule import build_scheduler
+from googlenet.weights.sources import load_artifact
+
+STOP_REASONS = ("completed", "signal", "max_steps")
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    stop_reason: str  # one of STOP_REASONS: signal means `should_stop` asked
+    epochs_done: int
+    best_top1: float | None
+    last_metrics: dict[str, Any] | None
+    model: GoogLeNet | None = None  # the trained model (its averaged weights when averaging)
+
+
+class Callback:
+    """Hooks a caller of `train` may override; every one is optional (rank 0 only)."""
+
+    def on_message(self, message: str) -> None:
+        """A line for the user: the run directory, the setting, each epoch's summary."""
+
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        """Epoch `epoch` (0-based) starts with `done` of its `batches` already done."""
+
+    def on_batch(self, result: EpochResult, mean_loss: float) -> None:
+        """One more training batch done."""
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        """The epoch's metrics, as written to metrics.jsonl."""
+
+
+class PrintMessages(Callback):
+    def on_message(self, message: str) -> None:
+        print(message, flush=True)
+
+
+class Hooks(Callback):
+    """The callbacks of one run, called in order; silent on ranks other than 0."""
+
+    def __init__(self, callbacks: Sequence[Callback], enabled: bool) -> None:
+        self.callbacks = list(callbacks) if enabled else []
+
+    def on_message(self, message: str) -> None:
+        for c in self.callbacks:
+            c.on_message(message)
+
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        for c in self.callbacks:
+            c.on_epoch_start(epoch, epochs, batches, done)
+
+    def on_batch(self, result: EpochResult, mean_loss: float) -> None:
+        for c in self.callbacks:
+            c.on_batch(result, mean_loss)
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        for c in self.callbacks:
+            c.on_epoch_end(record)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --- Building the parts.
+
+
+def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    optim = config.optim
+    groups = parameter_groups(model, lr, optim.weight_decay, config.model.pretrained_lr_scale,
+                              optim.bias_lr_scale)
+    if optim.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.SGD(groups, lr=lr, momentum=optim.momentum, nesterov=optim.nesterov)
+
+
+def build_parts(model: GoogLeNet, config: TrainConfig, device: torch.device, info: DistInfo,
+                steps_per_epoch: int, resolved: ResolvedOptim) -> TrainingParts:
+    precision = resolve_precision(config.run.amp, device)
+    step_model: nn.Module = AuxForward(model)
+    if info.enabled:
+        step_model = DistributedDataParallel(
+            step_model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.run.compile:
+        step_model = torch.compile(step_model)
+    optimizer = build_optimizer(model, config, resolved.lr)
+    return TrainingParts(
+        model=model, step_model=step_model, optimizer=optimizer,
+        scheduler=build_scheduler(optimizer, config.optim, steps_per_epoch, resolved.warmup_epochs),
+        scaler=torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16),
+        ema=ModelEma(model, config.optim.ema_decay) if config.optim.ema_decay > 0 else None,
+        precision=precision, device=device, dist=info, aux_weight=config.model.aux_weight,
+        label_smoothing=config.optim.label_smoothing, grad_clip=config.optim.grad_clip,
+        channels_last=config.run.channels_last and device.type != "mps")
+
+
+def make_model(config: TrainConfig, num_classes: int, device: torch.device,
+               weights: Artifact | None = None) -> GoogLeNet:
+    """The model to train: from `weights` (fine-tuning) or freshly initialised (also on resume,
+    where the checkpoint's weights are loaded afterwards)."""
+    m = config.model
+    if weights is not None:
+        model = weights.build_model(num_classes, m.aux_logits, m.dropout, m.aux_dropout)
+    else:
+        model = build_model(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
+                            dropout=m.dropout, aux_dropout=m.aux_dropout)
+    if m.freeze:
+        freeze_through(model, m.freeze)
+    memory_format = torch.channels_last if config.run.channels_last else torch.contiguous_format
+    return model.to(device, memory_format=memory_format)
+
+
+def apply_weights_preprocessing(config: TrainConfig, weights: Artifact) -> TrainConfig:
+    """Fine-tuning trains the weights' variant on data normalised as the weights expect."""
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, variant=weights.variant),
+        data=with_preprocessing(config.data, weights.preprocessing))
+
+
+def run_artifact(config: TrainConfig, classes: list[str], metrics: dict[str, Any] | None
+                 ) -> dict[str, Any]:
+    """The artifact record a checkpoint of this run carries (its weights stored beside it)."""
+    artifact = Artifact(config.model.variant, tuple(classes), preprocessing(config.data),
+                        aux_logits=config.model.aux_logits,
+                        provenance=Provenance(config=config_to_dict(config), metrics=metrics))
+    return schema.to_dict(artifact)
+
+
+# --- Checkpoints.
+
+
+def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConfig,
+                     classes: list[str], best_top1: float | None,
+                     metrics: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "model": parts.model.state_dict(),
+        "ema": parts.ema.state_dict() if parts.ema else None,
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "progress": dataclasses.asdict(progress),
+        "rng": capture_rng(),
+        "config": config_to_dict(config),
+        "classes": list(classes),
+        "artifact": run_artifact(config, classes, metrics),
+        "best_top1": best_top1,
+        "metrics": metrics,
+    }
+
+
+def restore_parts(parts: TrainingParts, state: dict[str, Any]) -> Progress:
+    parts.model.load_state_dict(state["model"])
+    if parts.ema is not None and state.get("ema"):
+        parts.ema.load_state_dict(state["ema"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.scheduler.load_state_dict(state["scheduler"])
+    parts.scaler.load_state_dict(state["scaler"])
+    return Progress(**state["progress"])
+
+
+def save_run_checkpoint(run_dir: Path, name: str, state: dict[str, Any]) -> None:
+    """Never overwrite a good checkpoint with non-finite weights."""
+    if not all_finite(state["model"]) or (state["ema"] and not all_finite(state["ema"]["module"])):
+        raise TrainingStopped(f"the weights are no longer finite; {name} was not overwritten")
+    save_checkpoint(run_dir / name, state)
+
+
+def resume_state(resume: str | Path) -> tuple[dict[str, Any], Path]:
+    path = Path(resume)
+    checkpoint = path / "last.pt" if path.is_dir() else path
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"nothing to resume: {checkpoint} does not exist")
+    return load_checkpoint(checkpoint), checkpoint.parent
+
+
+def config_for_resume(state: dict[str, Any], overrides: Callable[[TrainConfig], TrainConfig]
+                      ) -> TrainConfig:
+    return overrides(config_from_dict(state["config"]))
+
+
+# --- The loop.
+
+
+def epoch_record(epoch: int, lr: float, train: EpochResult, val: ValidationResult | None,
+                 progress: Progress) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "epoch": epoch, "lr": lr, "train_loss": train.loss, "train_top1": train.top1,
+        "val_loss": val.loss if val else None, "val_top1": val.top1 if val else None,
+        "val_top5": val.top5 if val else None, "val_images": val.images if val else None,
+        "images_per_second": train.images_per_second, "seconds": train.seconds,
+        "step": progress.step, "bad_images": len(train.bad_images),
+        "nonfinite_skipped": train.nonfinite_skipped,
+    }
+    return record
+
+
+def summary_line(record: dict[str, Any], epochs: int, train: EpochResult) -> str:
+    line = (f"epoch {record['epoch']}/{epochs}  lr {record['lr']:.4g}  "
+            f"train loss {record['train_loss']:.4f}")
+    if record["val_top1"] is not None:
+        line += (f"  val loss {record['val_loss']:.4f}  top-1 {100 * record['val_top1']:.2f}%  "
+                 f"top-5 {100 * record['val_top5']:.2f}%")
+    line += f"  {record['images_per_second']:.0f} img/s  {record['seconds']:.1f}s"
+    if train.bad_images:
+        line += f"  skipped {len(train.bad_images)} unreadable: " + "; ".join(train.bad_images[:5])
+    if train.nonfinite_skipped:
+        line += f"  skipped {train.nonfinite_skipped} non-finite steps"
+    return line
+
+
+def train(config: TrainConfig, *, resume: str | Path | None = None,
+          overrides: Callable[[TrainConfig], TrainConfig] = lambda c: c,
+          callbacks: Sequence[Callback] = (), should_stop: Callable[[], bool] = lambda: False
+          ) -> TrainResult:
+    """Train as `config` says; with `resume` (a run directory or checkpoint) continue that run.
+
+    With `resume`, the run's saved configuration is used, with `overrides` applied on top
+    (for example more epochs). `should_stop` is asked after every step: when it answers
+    True, the run saves last.pt and returns with stop_reason "signal".
+    """
+    state, run_dir = resume_state(resume) if resume else (None, None)
+    weights = None
+    if state is not None:
+        config = config_for_resume(state, overrides)
+    else:
+        if config.model.weights:
+            weights = load_artifact(config.model.weights)
+            config = apply_weights_preprocessing(config, weights)
+        if config.run.output:
+            run_dir = new_run_dir(Path(config.run.output))
+    device = resolve_device(config.run.device)
+    info = init_distributed(device.type)
+    if info.enabled and device.type == "cuda":
+        device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        if run_dir is None:
+            run_dir = default_run_dir(config.run.name)
+        hooks = Hooks(callbacks, info.is_main)
+        return _train(config, state, weights, run_dir, device, info, hooks, should_stop)
+    finally:
+        shutdown_distributed()
+
+
+def new_run_dir(path: Path) -> Path:
+    if (path / "last.pt").exists():
+        raise ConfigError(f"{path} already holds a run (last.pt); resume it, or choose another "
+                          "output directory")
+    return path
+
+
+@dataclass
+class Loaders:
+    train: Any
+    val: Any
+
+
+def fit_batch_size(config: TrainConfig, train_images: int, info: DistInfo, hooks: Hooks) -> TrainConfig:
+    """A data set smaller than one batch per process trains with the largest batch that fits."""
+    batch, fits = config.optim.batch_size, train_images // info.world_size
+    if batch <= fits:
+        return config
+    if fits < 1:
+        raise DataError(f"{train_images} training images cannot give every one of "
+                        f"{info.world_size} processes an image")
+    hooks.on_message(f"batch size lowered from {batch} to {fits}: {train_images} training images "
+                     f"over {info.world_size} process(es)")
+    return dataclasses.replace(config, optim=dataclasses.replace(config.optim, batch_size=fits))
+
+
+def build_loaders(datasets: Datasets, config: TrainConfig, info: DistInfo,
+                  device: torch.device) -> Loaders:
+    common = dict(workers=config.data.workers, seed=config.run.seed, rank=info.rank,
+                  world_size=info.world_size, pin_memory=device.type == "cuda")
+    batch = config.optim.batch_size
+    return Loaders(make_loader(datasets.train, batch, train=True, **common),
+                   make_loader(datasets.val, batch, train=False, **common))
+
+
+def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact | None,
+           run_dir: Path, device: torch.device, info: DistInfo, hooks: Hooks,
+           should_stop: Callable[[], bool]) -> TrainResult:
+    seed_everything(config.run.seed)
+    datasets: Datasets = load_datasets(config.data, config.augment, config.run.seed)
+    if state is not None and list(state["classes"]) != list(datasets.classes):
+        raise DataError("the data's classes differ from the checkpoint's: "
+                        f"{datasets.classes} vs {state['classes']}")
+    if state is None:
+        config = fit_batch_size(config, len(datasets.train), info, hooks)
+    model = make_model(config, len(datasets.classes), device, weights)
+    loaders = build_loaders(datasets, config, info, device)
+    resolved = resolve_optim(config.optim, info.world_size)
+    parts = build_parts(model, config, device, info, len(loaders.train), resolved)
+    progress, best_top1 = Progress(), None
+    if state is not None:
+        progress = restore_parts(parts, state)
+        best_top1 = state.get("best_top1")
+        restore_rng(state["rng"])
+    else:
+        torch.manual_seed(config.run.seed + info.rank)  # dropout differs across ranks
+    run_log = (RunLog(run_dir, dump_yaml(config, resolved.to_dict()), resumed=state is not None)
+               if info.is_main else None)
+    try:
+        if run_log is not None and state is not None:
+            run_log.drop_epochs_after(progress.epoch)
+        hooks.on_message(f"run directory: {run_dir}")
+        if weights is not None:
+            hooks.on_message(f"fine-tuning from {weights.source}" + (
+                f", frozen through {config.model.freeze}" if config.model.freeze else ""))
+        hooks.on_message(
+            f"training {config.model.variant} on {len(datasets.train)} images, "
+            f"{len(datasets.classes)} classes, {device.type}, {parts.precision.name}, "
+            f"{info.world_size} process(es), batch {config.optim.batch_size} per process, "
+            f"lr {resolved.lr:g}")
+        loop = EpochLoop(config, parts, loaders, datasets.classes, run_dir, run_log, info,
+                         should_stop, hooks, progress, best_top1,
+                         state.get("metrics") if state else None)
+        return loop.run()
+    finally:
+        if run_log is not None:
+            run_log.close()
+
+
+@dataclass
+class EpochLoop:
+    config: TrainConfig
+    parts: TrainingParts
+    loaders: Loaders
+    classes: list[str]
+    run_dir: Path
+    run_log: RunLog | None
+    info: DistInfo
+    should_stop: Callable[[], bool]
+    hooks: Hooks
+    progress: Progress
+    best_top1: float | None
+    last_metrics: dict[str, Any] | None
+
+    def limits(self) -> EpochLimits:
+        run = self.config.run
+        return EpochLimits(max_steps=run.max_steps, max_nonfinite=run.max_nonfinite,
+                           max_bad_images=self.config.data.max_bad_images,
+                           should_stop=self.should_stop)
+
+    def result(self, reason: str) -> TrainResult:
+        parts = self.parts
+        model = parts.ema.module if parts.ema is not None else parts.model
+        return TrainResult(self.run_dir, reason, self.progress.epoch, self.best_top1,
+                           self.last_metrics, model)
+
+    def run(self) -> TrainResult:
+        epochs = self.config.optim.epochs
+        self.started = time.perf_counter() - (self.last_metrics or {}).get("elapsed_seconds", 0.0)
+        while self.progress.epoch < epochs:
+            lr = self.parts.optimizer.param_groups[0]["lr"]
+            result = self.train_epoch()
+            if result.interrupted:
+                return self.interrupted()
+            self.progress.epoch += 1
+            self.progress.batch_in_epoch = 0
+            self.end_of_epoch(lr, result)
+        if self.best_top1 is not None:
+            self.hooks.on_message(f"done: best validation top-1 {100 * self.best_top1:.2f}%; "
+                                  f"run directory: {self.run_dir}")
+        return self.result("completed")
+
+    def train_epoch(self) -> EpochResult:
+        epoch, loader = self.progress.epoch, self.loaders.train
+        loader.set_epoch(epoch, skip_batches=self.progress.batch_in_epoch)
+        self.hooks.on_epoch_start(epoch, self.config.optim.epochs, len(loader),
+                                  self.progress.batch_in_epoch)
+        return train_one_epoch(self.parts, loader, self.progress, self.limits(), self.hooks.on_batch)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return checkpoint_state(self.parts, self.progress, self.config, self.classes,
+                                self.best_top1, self.last_metrics)
+
+    def interrupted(self) -> TrainResult:
+        reason = "signal" if self.should_stop() else "max_steps"
+        if self.info.is_main:
+            save_run_checkpoint(self.run_dir, "last.pt", self.checkpoint())
+            self.hooks.on_message(f"stopped ({reason}) at step {self.progress.step}, in epoch "
+                                  f"{self.progress.epoch + 1}; last.pt saved in {self.run_dir}")
+        barrier(self.info)
+        return self.result(reason)
+
+    def end_of_epoch(self, lr: float, result: EpochResult) -> None:
+        epochs, parts = self.config.optim.epochs, self.parts
+        val = None
+        if self.progress.epoch % self.config.run.eval_every == 0 or self.progress.epoch == epochs:
+            # Sec. 6: the Polyak-averaged weights are the ones evaluated (and kept as best.pt).
+            val = validate(parts.ema.module if parts.ema else parts.model, self.loaders.val, parts)
+        self.last_metrics = epoch_record(self.progress.epoch, lr, result, val, self.progress)
+        self.last_metrics["elapsed_seconds"] = time.perf_counter() - self.started
+        is_best = val is not None and (self.best_top1 is None or val.top1 > self.best_top1)
+        if is_best:
+            self.best_top1 = val.top1
+        if self.run_log is not None:
+            self.run_log.log_epoch(self.last_metrics)
+            self.hooks.on_epoch_end(self.last_metrics)
+            self.hooks.on_message(summary_line(self.last_metrics, epochs, result))
+            checkpoint = self.checkpoint()
+            save_run_checkpoint(self.run_dir, "last.pt", checkpoint)
+            if is_best:
+                save_run_checkpoint(self.run_dir, "best.pt", checkpoint)
+        barrier(self.info)

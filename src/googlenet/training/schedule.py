@@ -1,0 +1,37 @@
+"""Learning-rate schedules as a factor of the base rate, stepped once per optimizer step."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+
+from googlenet.training.config import OptimConfig
+
+
+def lr_factor(step: int, *, steps_per_epoch: int, epochs: int, schedule: str, step_epochs: float,
+              gamma: float, warmup_epochs: float, min_lr_ratio: float) -> float:
+    epoch = step / steps_per_epoch
+    warmup = warmup_epochs > 0 and epoch < warmup_epochs
+    warmup_factor = (epoch / warmup_epochs) if warmup else 1.0
+    if schedule == "step":
+        # Sec. 6: "decreasing the learning rate by 4% every 8 epochs" (gamma 0.96, Caffe's step policy)
+        return warmup_factor * gamma ** math.floor(epoch / step_epochs)
+    if warmup:
+        return max(warmup_factor, 1e-3)
+    progress = min(1.0, (epoch - warmup_epochs) / max(epochs - warmup_epochs, 1e-9))
+    if schedule == "cosine":
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    assert schedule == "onecycle"  # linear up (the warm-up), then linear down
+    return min_lr_ratio + (1 - min_lr_ratio) * (1 - progress)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, steps_per_epoch: int,
+                    warmup_epochs: float | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """`warmup_epochs`: the resolved warm-up (config.resolve_optim), default the config's."""
+    warmup = optim.warmup_epochs if warmup_epochs is None else warmup_epochs
+    factor = partial(lr_factor, steps_per_epoch=steps_per_epoch, epochs=optim.epochs,
+                     schedule=optim.schedule, step_epochs=optim.step_epochs, gamma=optim.gamma,
+                     warmup_epochs=warmup, min_lr_ratio=optim.min_lr_ratio)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

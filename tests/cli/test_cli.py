@@ -1,0 +1,77 @@
+"""Every `googlenet` command runs; JSON output parses; user errors exit non-zero without a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from googlenet.cli.main import main
+
+
+def run_json(capsys, *argv):
+    assert main([*argv, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("variant", ["paper", "bn"])
+def test_summary_json(capsys, variant):
+    record = run_json(capsys, "summary", "--variant", variant)
+    assert record["variant"] == variant and len(record["rows"]) == 19
+
+
+def test_summary_at_a_small_input_size(capsys):
+    record = run_json(capsys, "summary", "--input-size", "32", "--num-classes", "10")
+    assert record["input_size"] == 32 and record["rows"][0]["output_size"] == [16, 16, 64]
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_summary_text_formats(capsys, fmt):
+    assert main(["summary", "--format", fmt]) == 0
+    assert "inception (5b)" in capsys.readouterr().out
+
+
+def test_cost_default_is_the_papers_example(capsys):
+    record = run_json(capsys, "cost")
+    assert record["naive_ops"] == 173_408_256
+    assert record["reduce_ops"] + record["conv_ops"] == record["reduced_ops"] == 101_154_816
+    assert main(["cost"]) == 0
+    text = capsys.readouterr().out
+    assert "173.4M" in text and "14.5M" in text and "86.7M" in text and "101.2M" in text
+    assert "42%" in text
+
+
+def test_cost_of_a_custom_convolution(capsys):
+    record = run_json(capsys, "cost", "--input", "14x14x480", "--kernel", "5", "--outputs", "48",
+                      "--reduce", "16")
+    assert record["naive_ops"] == 14 * 14 * 25 * 480 * 48
+
+
+def test_cost_module(capsys):
+    record = run_json(capsys, "cost", "--module", "3a")
+    assert record["naive_channels"] == 416 and record["reduced_channels"] == 256
+    assert main(["cost", "--module", "4c"]) == 0
+    assert "naive" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["cost", "--module", "9z"], "no Inception module '9z'"),
+    (["summary", "--input-size", "20"], "below the minimum 31"),
+])
+def test_user_errors_exit_2_with_a_message(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["summary", "--variant", "vgg"], ["cost", "--input", "28x28"]])
+def test_bad_flags_are_rejected_by_argparse(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "googlenet", "summary", "--format", "json"],
+                            capture_output=True, text=True, check=True)
+    assert json.loads(result.stdout)["total"]["params"] == 6_998_552

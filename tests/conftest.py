@@ -1,0 +1,87 @@
+"""Session fixtures shared by the test folders (tests/ mirrors the packages of src/googlenet).
+
+Expensive things are made once per session: a model trained on the built-in digits by the
+library's own `train`, and small models of both variants with a non-default input size,
+class list and normalisation (the artifact round trips).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from googlenet import build_model
+from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.artifact.record import Artifact, Provenance
+from googlenet.training.config import load_recipe, with_overrides
+from googlenet.training.loop import TrainResult, train
+
+VARIANTS = ("bn", "paper")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> TrainResult:
+    """The bn variant trained for four epochs on digits (far above
+    chance): its run directory holds last.pt and best.pt. fp32 (amp off), so that evaluating
+    the checkpoint reproduces the validation accuracy training logged, exactly."""
+    run = tmp_path_factory.mktemp("digits_run") / "run"
+    config = with_overrides(load_recipe("digits"), {
+        "output": str(run), "epochs": "4", "variant": "bn", "quiet": True, "warmup_epochs": "0",
+        "amp": "off"})
+    return train(config)
+
+
+def randomize_batch_norm(model: nn.Module, seed: int = 1) -> None:
+    """Non-trivial running statistics and affine parameters, so that folding is really tested."""
+    g = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+            module.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            module.bias.data.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+
+
+# Nothing here is a default: the case that failed before artifacts had one schema.
+ODD_PREPROCESSING = Preprocessing(input_size=40, crop_ratio=0.8, mean=(0.3, 0.4, 0.5),
+                                  std=(0.2, 0.25, 0.3))
+ODD_CLASSES = ("cat", "dog", "bird")
+
+
+@pytest.fixture(scope="session", params=VARIANTS)
+def odd_artifact(request) -> Artifact:
+    """A model of each variant with 3 named classes, input 40 and its own mean and std."""
+    torch.manual_seed(0)
+    model = build_model(request.param, num_classes=len(ODD_CLASSES), aux_logits=False)
+    randomize_batch_norm(model)
+    return Artifact(request.param, ODD_CLASSES, ODD_PREPROCESSING,
+                    provenance=Provenance(source="odd", config=None),
+                    state_dict=model.state_dict())
+
+
+@pytest.fixture(scope="session")
+def odd_images(tmp_path_factory) -> list[Path]:
+    """Three photographs-like files of different sizes and modes."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("odd_images")
+    files = []
+    for i, (size, mode) in enumerate((((64, 48), "RGB"), ((50, 80), "L"), ((41, 41), "RGBA"))):
+        image = Image.effect_noise(size, 40 + 20 * i).convert(mode)
+        files.append(root / f"{i}.png")
+        image.save(files[-1])
+    return files
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread (for ONNX Runtime tests): two spinning runtimes slow each other down."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+

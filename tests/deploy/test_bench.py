@@ -1,0 +1,33 @@
+"""`googlenet bench --quick`: every row measured, with positive numbers and consistent ratios."""
+
+import json
+
+from googlenet.cli.main import main
+
+INFERENCE = ["torchvision eager", "ours bn eager", "ours paper eager", "ours bn channels_last",
+             "ours bn channels_last folded", "ORT fp32 ours bn", "ORT fp32 ours paper",
+             "ORT fp32 torchvision", "ORT int8 ours bn", "ORT int8 ours paper", "ORT int8 torchvision",
+             "ORT int8 torchvision, ORT's op set"]
+TRAINING = ["torchvision train NCHW fp32", "ours bn train NCHW fp32", "ours bn train channels_last fp32",
+            "ours bn train channels_last bf16", "ours paper train channels_last fp32"]
+
+
+def test_quick_bench_reports_every_row(tmp_path, capsys):
+    output = tmp_path / "bench.json"
+    # One thread: two spinning threads on a shared 2-core machine make timings erratic.
+    code = main(["bench", "--quick", "--no-compile", "--threads", "1", "--input-size", "32",
+                 "--json", str(output)])
+    out = capsys.readouterr().out
+    assert code == 0 and "vs baseline" in out and "GFLOP/s" in out
+    report = json.loads(output.read_text())
+    assert report["ceiling_gflops"] > 0 and report["machine"]["threads"] == "1"
+    rows = report["rows"]
+    for batch in (1, 4):
+        names = [r["name"] for r in rows if r["task"] == "inference" and r["batch"] == batch]
+        assert names == INFERENCE
+    assert [r["name"] for r in rows if r["task"] == "training"] == TRAINING
+    for row in rows:
+        assert row["images_per_second"] > 0 and row["ratio"] > 0 and row["ceiling_fraction"] > 0
+        assert row["macs_per_image"] > 0 and row["latency_ms"] > 0
+    baselines = [r for r in rows if r["name"] in ("torchvision eager", "torchvision train NCHW fp32")]
+    assert all(abs(r["ratio"] - 1) < 1e-9 for r in baselines)

@@ -1,0 +1,204 @@
+"""`googlenet train` end to end on the built-in digits: run files, exact resume, signals, NaNs,
+bad images and two processes under torchrun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import Messages
+from PIL import Image
+
+from googlenet.cli.train import EXIT_INTERRUPTED
+from googlenet.errors import TrainingStopped
+from googlenet.runtime.distributed import DistInfo
+from googlenet.training.checkpoint import load_checkpoint, save_checkpoint
+from googlenet.training.config import load_recipe, resolve_optim, with_overrides
+from googlenet.training.engine import EpochLimits, Progress, train_one_epoch
+from googlenet.training.loop import build_parts, make_model, save_run_checkpoint, train
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def config(tmp_path, **overrides):
+    base = {"output": str(tmp_path / "run"), "epochs": "1", "batch_size": "32", "quiet": True,
+            "workers": "0"}
+    base.update(overrides)
+    return with_overrides(load_recipe("digits"), base)
+
+
+def test_a_run_writes_its_files(tmp_path):
+    messages = Messages()
+    result = train(config(tmp_path, epochs="2"), callbacks=[messages])
+    lines = messages.lines
+    run = tmp_path / "run"
+    assert result.stop_reason == "completed" and result.run_dir == run
+    names = {p.name for p in run.iterdir()}
+    assert {"config.yaml", "metrics.jsonl", "tensorboard", "last.pt", "best.pt", "curves.png"} <= names
+    assert any(p.name.startswith("events.out.tfevents") for p in (run / "tensorboard").iterdir())
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for key in ("epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5",
+                "images_per_second", "seconds"):
+        assert isinstance(records[-1][key], (int, float)), key
+    assert records[-1]["val_images"] == 359  # digits: a fixed 20% validation split
+    state = load_checkpoint(run / "last.pt")  # weights_only=True inside
+    for key in ("model", "ema", "optimizer", "scheduler", "scaler", "progress", "rng", "config",
+                "classes", "artifact"):
+        assert key in state, key
+    assert state["classes"] == [str(d) for d in range(10)]
+    assert state["progress"]["epoch"] == 2
+    assert any(line.startswith("epoch 2/2") for line in lines)
+    assert "run directory" in lines[0]
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path):
+    save_checkpoint(tmp_path / "last.pt", {"x": 1})
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(config(tmp_path, output=str(tmp_path)))
+
+
+def weights(path):
+    state = load_checkpoint(path)
+    return {**{f"model.{k}": v for k, v in state["model"].items()},
+            **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}, state
+
+
+def test_resume_continues_exactly_with_workers(tmp_path):
+    """N steps straight == N/2 steps, an interruption, a resume and N/2 more."""
+    settings = dict(in_memory=False, workers="2", policy="paper", batch_size="16")
+    train(config(tmp_path / "straight", max_steps="6", **settings))
+    train(config(tmp_path / "split", max_steps="3", **settings))
+    train(config(tmp_path / "split"), resume=tmp_path / "split" / "run",
+          overrides=lambda c: with_overrides(c, {"max_steps": "6"}))
+    straight, straight_state = weights(tmp_path / "straight" / "run" / "last.pt")
+    split, split_state = weights(tmp_path / "split" / "run" / "last.pt")
+    assert straight_state["progress"] == split_state["progress"]
+    assert straight_state["progress"]["step"] == 6
+    assert straight.keys() == split.keys()
+    for name in straight:
+        assert torch.equal(straight[name], split[name]), name
+
+
+def test_nonfinite_losses_are_skipped_then_stop_the_run():
+    cfg = with_overrides(load_recipe("digits"), {"variant": "bn", "channels_last": False})
+    model = make_model(cfg, 3, torch.device("cpu"))
+    parts = build_parts(model, cfg, torch.device("cpu"), DistInfo(), 10, resolve_optim(cfg.optim, 1))
+    with torch.no_grad():
+        model.fc.weight.fill_(float("nan"))
+    batches = [(torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 2, 0]), [])] * 10
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    progress = Progress()
+    with pytest.raises(TrainingStopped, match="NaN or infinite in 3 steps in a row"):
+        train_one_epoch(parts, batches, progress, EpochLimits(max_nonfinite=3))
+    assert progress.nonfinite_total == 3
+    conv = "conv1.conv.weight"
+    assert torch.equal(model.state_dict()[conv], before[conv])  # no step was taken
+
+
+def test_nonfinite_weights_never_overwrite_a_checkpoint(tmp_path):
+    save_checkpoint(tmp_path / "last.pt", {"model": {"w": torch.ones(1)}, "ema": None})
+    with pytest.raises(TrainingStopped, match="not overwritten"):
+        save_run_checkpoint(tmp_path, "last.pt", {"model": {"w": torch.tensor([float("inf")])},
+                                                  "ema": None})
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.ones(1))
+
+
+def image_folder(root: Path, bad: int = 1) -> Path:
+    for split in ("train", "val"):
+        for label, color in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(12):
+                Image.new("RGB", (40, 36), tuple(c + 3 * i for c in color)).save(folder / f"{i}.png")
+    for i in range(bad):
+        (root / "train" / "red" / f"broken{i}.jpg").write_text("not a jpeg")
+    return root
+
+
+def test_unreadable_images_are_skipped_and_named(tmp_path):
+    messages = Messages()
+    data = image_folder(tmp_path / "images")
+    # 24 good images and a broken one: batches of 5 cover every file
+    result = train(config(tmp_path, path=str(data), batch_size="5", in_memory=False,
+                          policy="paper"), callbacks=[messages])
+    assert result.last_metrics["bad_images"] == 1
+    assert any("broken0.jpg" in line for line in messages.lines if line.startswith("epoch 1/1"))
+
+
+def test_too_many_unreadable_images_stop_the_run(tmp_path):
+    data = image_folder(tmp_path / "images", bad=3)
+    with pytest.raises(TrainingStopped, match="unreadable images in epoch 1, more than the cap of 2"):
+        train(config(tmp_path, path=str(data), batch_size="8", in_memory=False,
+                     max_bad_images="2", policy="paper"))
+
+
+def cli(*args, **kwargs):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.Popen([sys.executable, "-m", "googlenet", "train", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_bad_data_is_a_clear_cli_error(tmp_path):
+    process = cli("--data", str(tmp_path / "missing"), "--output", str(tmp_path / "run"))
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "missing" in err and "Traceback" not in err
+
+
+def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
+    run = tmp_path / "run"
+    process = cli("--output", str(run), "--epochs", "30", "--quiet", "--variant", "bn")
+    first_line = process.stdout.readline()
+    assert "run directory" in first_line
+    time.sleep(3)  # into the first epoch
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == EXIT_INTERRUPTED, err
+    assert "stopping after this step" in err and "--resume" in out
+    state = load_checkpoint(run / "last.pt")
+    assert state["progress"]["epoch"] == 0 and state["progress"]["batch_in_epoch"] > 0
+    resumed = cli("--resume", str(run), "--epochs", "1", "--quiet")
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert load_checkpoint(run / "last.pt")["progress"]["epoch"] == 1
+    assert (run / "metrics.jsonl").read_text().count("\n") == 1
+
+
+def test_two_processes_with_torchrun_on_gloo(tmp_path):
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "googlenet", "train", "--output", str(run), "--epochs", "1", "--quiet",
+         "--variant", "bn", "--batch-size", "32"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # its own process group: a timeout ends the workers too
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 process(es)" in result.stdout
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["val_images"] == 359  # summed over both ranks
+    state = load_checkpoint(run / "last.pt")
+    assert state["progress"]["step"] == (1438 // 2) // 32  # each rank: half the data, batch 32
+    assert result.stdout.count("training bn on") == 1  # only rank 0 logs and writes
+
+
+def test_precision_choices():
+    from googlenet.runtime.device import cpu_has_fast_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("off", cpu).dtype is None
+    assert resolve_precision("bf16", cpu).dtype is torch.bfloat16
+    assert resolve_precision("fp16", cpu).name == "fp16"
+    assert resolve_precision("auto", cpu).dtype == (torch.bfloat16 if cpu_has_fast_bf16() else None)
