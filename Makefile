@@ -15,6 +15,7 @@ demo: $(STAMP)
 	$(BIN)/googlenet train
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow"
 
 test-slow: $(STAMP)

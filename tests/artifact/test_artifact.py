@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from googlenet.artifact import schema
+from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.files import save_safetensors
 from googlenet.artifact.preprocessing import PRESETS, Preprocessing, preset
 from googlenet.data.transforms import Normalize
@@ -34,7 +35,7 @@ def test_every_export_format_round_trips(odd_artifact, odd_images, fmt, tmp_path
     assert result.ok, result
     loaded = load_artifact(result.path)
     same_metadata(loaded, odd_artifact)
-    ours = Predictor.from_model(odd_artifact.build_model(aux_logits=False), odd_artifact.classes,
+    ours = Predictor.from_model(model_from_artifact(odd_artifact, aux_logits=False), odd_artifact.classes,
                                 odd_artifact.preprocessing)
     theirs = Predictor.load(result.path)
     assert theirs.preprocessing == odd_artifact.preprocessing

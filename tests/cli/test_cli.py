@@ -75,3 +75,33 @@ def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "googlenet", "summary", "--format", "json"],
                             capture_output=True, text=True, check=True)
     assert json.loads(result.stdout)["total"]["params"] == 6_998_552
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["summary"], ["cost"], ["train", "--help"]])
+def test_commands_that_need_only_the_table_start_without_torch(argv):
+    """`python -X importtime` lists every module imported; none may be torch's."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "googlenet", *argv],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "googlenet.cli.main" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("torch", "torchvision", "numpy")}
+
+
+def test_every_train_flag_has_help_text(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--data PATH" in out and "--augment POLICY" in out and "--bias-lr-scale" in out
+    flags = [line.split()[0] for line in out.splitlines() if line.strip().startswith("--")]
+    lines = out.splitlines()
+    for flag in flags:  # every flag's line, or the next, carries help text (with its default)
+        index = next(i for i, line in enumerate(lines) if line.strip().startswith(flag))
+        assert len((lines[index] + lines[index + 1]).split()) > 2, flag
+
+
+def test_the_model_argument_is_spelled_the_same_everywhere(capsys):
+    for command in ("evaluate", "predict", "features", "export", "quantize"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "-m MODEL, --model MODEL" in capsys.readouterr().out.replace(" [MODEL ...]", ""), command

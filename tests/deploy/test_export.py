@@ -10,6 +10,7 @@ from conftest import randomize_batch_norm
 from torch import nn
 
 from googlenet.artifact import schema
+from googlenet.artifact.build import model_from_artifact
 from googlenet.cli.main import main
 from googlenet.deploy.export import OnnxLRN, export_onnx, fold_batch_norm
 from googlenet.inference.backends import OnnxBackend
@@ -81,7 +82,7 @@ def test_fixed_batch_export_runs_any_batch_through_the_backend(odd_artifact, tmp
     assert result.ok
     model = OnnxBackend(result.path, threads=1)
     assert model.fixed_batch == 3
-    reference = odd_artifact.build_model(aux_logits=False).eval()
+    reference = model_from_artifact(odd_artifact, aux_logits=False).eval()
     x = torch.randn(5, 3, 40, 40)
     with torch.no_grad():
         torch.testing.assert_close(model(x), reference(x), atol=1e-4, rtol=1e-4)

@@ -13,6 +13,7 @@ import torch
 import torchvision
 
 from googlenet import build_model
+from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.preprocessing import preset
 from googlenet.cli.main import main
 from googlenet.errors import ModelSourceError
@@ -186,13 +187,13 @@ def test_bad_sources_are_clear_errors(tmp_path, served):
 def test_other_class_count_replaces_the_classifiers_only(served):
     root, _ = served
     artifact = load_artifact(root / "googlenet.pth", preprocess="inception")
-    model = artifact.build_model(num_classes=5)
+    model = model_from_artifact(artifact, num_classes=5)
     state = model.state_dict()
     assert state["fc.weight"].shape == (5, 1024) and state["aux1.fc2.weight"].shape == (5, 1024)
     for key, value in artifact.state_dict.items():
         if not key.startswith(("fc.", "aux1.fc2.", "aux2.fc2.")):
             assert torch.equal(state[key], value), key
-    without_aux = artifact.build_model(num_classes=5, aux_logits=False)
+    without_aux = model_from_artifact(artifact, num_classes=5, aux_logits=False)
     assert not hasattr(without_aux, "aux1")
 
 

@@ -4,7 +4,8 @@ In the spirit of timm's `PretrainedCfg` and torchvision's `Weights`, but one rec
 instead of two: the architecture (variant, classes, auxiliary heads), the
 preprocessing, where it came from, and (for PyTorch formats) the weights.
 Every loader returns one (`weights.load_artifact`); every writer stores its
-metadata through `artifact.schema`.
+metadata through `artifact.schema`; `artifact.build.model_from_artifact` makes
+the GoogLeNet that holds its weights.
 """
 
 from __future__ import annotations
@@ -17,10 +18,8 @@ from googlenet.arch.table import VARIANTS
 from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.errors import ModelSourceError
 
-if TYPE_CHECKING:  # torch stays unimported for the metadata-only uses of this module
+if TYPE_CHECKING:  # torch stays unimported: the CLI reads metadata without it
     from torch import Tensor
-
-    from googlenet.model.network import GoogLeNet
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,3 @@ class Artifact:
     def without_weights(self) -> Artifact:
         return replace(self, state_dict=None)
 
-    def build_model(self, num_classes: int | None = None, aux_logits: bool | None = None,
-                    dropout: float | None = None, aux_dropout: float | None = None) -> GoogLeNet:
-        """A GoogLeNet holding these weights (see `artifact.build.model_from_artifact`)."""
-        from googlenet.artifact.build import model_from_artifact
-
-        return model_from_artifact(self, num_classes, aux_logits, dropout, aux_dropout)

@@ -52,9 +52,3 @@ def add_format(p: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS) -
     """--format: how the command prints its result (text, markdown or json), in every command."""
     p.add_argument("--format", choices=formats, default="text", help="output format")
 
-
-def apply_threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", None):
-        import torch
-
-        torch.set_num_threads(args.threads)

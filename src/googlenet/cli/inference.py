@@ -7,14 +7,17 @@ import sys
 from pathlib import Path
 
 from googlenet.arch.table import CROP_SCHEMES
-from googlenet.cli.args import add_backend, add_format, add_model, add_runtime, apply_threads, positive_int
+from googlenet.cli.args import add_backend, add_format, add_model, add_runtime, positive_int
 from googlenet.inference.options import AVERAGES, FEATURE_SUFFIXES, POOLS
 
 
 def load_predictors(args: argparse.Namespace, sources: list[str]):  # noqa: ANN201 - list[Predictor]
+    import torch
+
     from googlenet.inference.predictor import Predictor
 
-    apply_threads(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     return [Predictor.load(source, backend=args.backend, device=args.device,
                            preprocess=args.preprocess, threads=args.threads) for source in sources]
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from googlenet.artifact.preprocessing import PRESETS, Preprocessing, preset
-from googlenet.artifact.record import Artifact
+
+if TYPE_CHECKING:
+    from googlenet.artifact.record import Artifact
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from googlenet.artifact import schema
+from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.files import save_safetensors
 from googlenet.artifact.record import Artifact
 from googlenet.data.config import DataConfig
@@ -220,7 +221,7 @@ def export_model(artifact: Artifact, fmt: str, output: str | Path | None = None,
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     path = Path(output) if output else default_output(artifact.source, fmt)
     path.parent.mkdir(parents=True, exist_ok=True)
-    eager = artifact.build_model(aux_logits=False).cpu().eval()
+    eager = model_from_artifact(artifact, aux_logits=False).cpu().eval()
     metadata = schema.to_metadata(artifact)
     size = artifact.preprocessing.input_size
     if fmt == "onnx":

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.record import Artifact
 from googlenet.errors import ModelSourceError
 from googlenet.inference.options import BACKENDS
@@ -121,7 +122,7 @@ def open_backend(artifact: Artifact, backend: str = "auto", device: torch.device
                 else "its weights are inside the exported graph")
         raise ModelSourceError(f"{artifact.source} runs on the {kind} backend, not {backend} ({hint})")
     if kind == "torch":
-        return TorchBackend(artifact.build_model(aux_logits=False), device or torch.device("cpu"))
+        return TorchBackend(model_from_artifact(artifact, aux_logits=False), device or torch.device("cpu"))
     if kind == "onnxruntime":
         return OnnxBackend(artifact.source, threads)
     return TorchScriptBackend(artifact.source)

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from googlenet.artifact import schema
+from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.data.config import preprocessing, with_preprocessing
 from googlenet.data.load import Datasets, load_datasets
@@ -163,7 +164,7 @@ def make_model(config: TrainConfig, num_classes: int, device: torch.device,
     where the checkpoint's weights are loaded afterwards)."""
     m = config.model
     if weights is not None:
-        model = weights.build_model(num_classes, m.aux_logits, m.dropout, m.aux_dropout)
+        model = model_from_artifact(weights, num_classes, m.aux_logits, m.dropout, m.aux_dropout)
     else:
         model = build_model(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
                             dropout=m.dropout, aux_dropout=m.aux_dropout)

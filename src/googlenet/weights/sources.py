@@ -20,7 +20,7 @@ from typing import Any
 
 from googlenet.arch.table import VARIANTS
 from googlenet.artifact import schema
-from googlenet.artifact.build import has_aux_weights
+from googlenet.artifact.build import has_aux_weights, model_from_artifact
 from googlenet.artifact.files import (
     CHECKPOINT_FORMAT,
     artifact_from_checkpoint,
@@ -54,8 +54,8 @@ def load_model(source: str | Path, *, num_classes: int | None = None, aux_logits
                preprocess: Preprocess = None, dropout: float | None = None,
                aux_dropout: float | None = None):  # noqa: ANN201 - a GoogLeNet (torch imported lazily)
     """A GoogLeNet with the weights of `source`; another `num_classes` replaces the classifiers."""
-    return load_artifact(source, preprocess=preprocess).build_model(num_classes, aux_logits, dropout,
-                                                                      aux_dropout)
+    return model_from_artifact(load_artifact(source, preprocess=preprocess), num_classes, aux_logits,
+                               dropout, aux_dropout)
 
 
 def resolve_path(path: Path) -> Path:
