@@ -202,3 +202,42 @@ def test_precision_choices():
     assert resolve_precision("bf16", cpu).dtype is torch.bfloat16
     assert resolve_precision("fp16", cpu).name == "fp16"
     assert resolve_precision("auto", cpu).dtype == (torch.bfloat16 if cpu_has_fast_bf16() else None)
+
+
+def test_train_data_my_photos_works_by_default(tmp_path, capsys):
+    """The default (fast) recipe holds data in memory: photos of mixed sizes in one folder of
+    class folders, fewer than one batch, train without a flag more."""
+    from googlenet.cli.main import main
+
+    photos = tmp_path / "my_photos"
+    for label, color in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        (photos / label).mkdir(parents=True)
+        for i, size in enumerate([(64, 48), (30, 90), (120, 120), (33, 35), (50, 40)]):
+            Image.new("RGB", size, tuple(c + 5 * i for c in color)).save(photos / label / f"{i}.jpg")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(photos), "--epochs", "1", "--output", str(run),
+                 "--quiet", "--workers", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "batch size lowered from 128 to 8: 8 training images" in out  # 4 of 5 per class
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["val_images"] == 2  # one photo of each class held out
+
+
+def test_train_runs_in_a_thread_and_returns_the_model(tmp_path):
+    """No signal handler is installed (that fails outside the main thread): the caller's
+    `should_stop` stops the run."""
+    import threading
+
+    results, asked = [], []
+
+    def stop_after_three() -> bool:
+        asked.append(1)
+        return len(asked) >= 3
+
+    thread = threading.Thread(target=lambda: results.append(
+        train(config(tmp_path), should_stop=stop_after_three)))
+    thread.start()
+    thread.join(timeout=300)
+    result = results[0]
+    assert result.stop_reason == "signal" and result.model is not None
+    assert load_checkpoint(result.run_dir / "last.pt")["progress"]["step"] == 3

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from googlenet.artifact.preprocessing import PRESETS, Preprocessing, preset
+from googlenet.errors import ConfigError
 
 if TYPE_CHECKING:
     from googlenet.artifact.record import Artifact
@@ -53,7 +54,7 @@ class DataConfig:
                        help="digits (built in), a folder or tar archive with train/ and val/ (or "
                             "test/), or one folder of class folders (split by val_fraction)")
     train_dir: str | None = option(None, help="the training class-folder root (folder or archive); "
-                                              "with val_dir, instead of --data")
+                                              "with val_dir, instead of the data path")
     val_dir: str | None = option(None, help="the validation class-folder root (folder or archive)")
     val_fraction: float = option(0.2, help="for one folder of class folders: the share of each "
                                            "class held out for validation")
@@ -88,7 +89,7 @@ def with_preprocessing(data: DataConfig, p: Preprocessing) -> DataConfig:
     for name, candidate in PRESETS.items():
         if (candidate.value_scale, candidate.channel_order) == (p.value_scale, p.channel_order):
             return replace(data, preprocess=name, mean=p.mean, std=p.std)
-    raise ValueError(f"no preprocessing preset with value scale {p.value_scale} and channel order "
+    raise ConfigError(f"no preprocessing preset with value scale {p.value_scale} and channel order "
                      f"{p.channel_order}")
 
 

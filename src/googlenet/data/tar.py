@@ -17,6 +17,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from googlenet.errors import DataError
+
 # Magic numbers of gzip, bzip2, xz and zstd: tarfile would decompress them as streams.
 COMPRESSED_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
 
@@ -51,7 +53,7 @@ def index_tar(path: Path) -> tuple[dict[str, tuple[int, int]], set[str]]:
                 elif member.isdir() and name:
                     dirs.add(name)
     except tarfile.TarError as error:
-        raise ValueError(f"{path}: not a readable tar archive ({error})") from None
+        raise DataError(f"{path}: not a readable tar archive ({error})") from None
     return members, dirs
 
 
@@ -106,7 +108,7 @@ def unpack_to_cache(path: Path, cache_dir: str | None) -> Path:
             archive.extractall(temporary, filter="data")  # refuses absolute paths, .., devices
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         shutil.rmtree(temporary, ignore_errors=True)
-        raise ValueError(f"{path}: cannot unpack archive into {root} ({error})") from None
+        raise DataError(f"{path}: cannot unpack archive into {root} ({error})") from None
     try:
         os.rename(temporary, target)
     except OSError:

@@ -21,7 +21,7 @@ from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact
 from googlenet.data.config import AugmentConfig, DataConfig, recorded_data
 from googlenet.data.datasets import ImageFileDataset
-from googlenet.data.images import decode_image, is_image_file
+from googlenet.data.images import is_image_file, read_image
 from googlenet.data.load import load_datasets
 from googlenet.data.sources import find_splits, open_tree, split_from_tree
 from googlenet.data.subsets import evenly_spaced
@@ -29,6 +29,7 @@ from googlenet.data.transforms import eval_transform
 from googlenet.deploy.export import dataset_images, export_model, set_onnx_metadata
 from googlenet.errors import DataError, ModelSourceError
 from googlenet.inference.backends import OnnxBackend
+from googlenet.inference.metrics import Accuracy
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,11 @@ def folder_images(folder: Path, prep: Preprocessing, count: int) -> Tensor:
     if not files:
         raise DataError(f"no image files in {folder}")
     transform = eval_transform(prep)
-    return torch.stack([transform(decode_image(files[i].read_bytes()))
-                        for i in evenly_spaced(count, len(files))])
+    decoded = [read_image(files[i].read_bytes) for i in evenly_spaced(count, len(files))]
+    images = [transform(image) for image, _ in decoded if image is not None]
+    if not images:
+        raise DataError(f"no readable images in {folder}: {decoded[0][1]}")
+    return torch.stack(images)
 
 
 def training_split_images(source: str, prep: Preprocessing, count: int) -> Tensor:
@@ -153,16 +157,21 @@ def quantized_op_types(path: Path, exclude_ops: tuple[str, ...]) -> list[str]:
     return sorted((present & quantizable) - set(exclude_ops))
 
 
-def top1(model: OnnxBackend, images: Tensor, batch_size: int = 32) -> Tensor:
-    return torch.cat([model(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+def logits_of(model: OnnxBackend, images: Tensor, batch_size: int = 32) -> Tensor:
+    return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
 
 
 def compare(fp32: OnnxBackend, int8: OnnxBackend, images: Tensor, labels: Tensor
             ) -> tuple[float, float, float]:
     """(fp32 top-1, int8 top-1, agreement) on labelled images."""
-    a, b = top1(fp32, images), top1(int8, images)
-    return ((a == labels).float().mean().item(), (b == labels).float().mean().item(),
-            (a == b).float().mean().item())
+    rates, predictions = [], []
+    for model in (fp32, int8):
+        logits = logits_of(model, images)
+        accuracy = Accuracy(logits.shape[1])
+        accuracy.add(logits, labels)
+        rates.append(accuracy.top1_rate)
+        predictions.append(logits.argmax(1))
+    return rates[0], rates[1], (predictions[0] == predictions[1]).float().mean().item()
 
 
 def quantize_model(artifact: Artifact, output: str | Path, calibration: str, images: int = 256,

@@ -35,6 +35,7 @@ from googlenet.arch.table import (
     get_variant,
     layer_plan,
 )
+from googlenet.errors import ModelSourceError
 from googlenet.model.network import build_model
 
 # --- Preprocessing: BVLC trained and evaluated on images read by OpenCV (BGR), values in
@@ -121,7 +122,7 @@ def _blob_to_array(blob: Any, where: str) -> np.ndarray:
     else:
         data = np.array(blob.double_data, dtype=np.float64)
     if data.size != math.prod(shape):
-        raise ValueError(f"{where}: blob has {data.size} values but shape {shape}")
+        raise ModelSourceError(f"{where}: blob has {data.size} values but shape {shape}")
     return data.reshape(shape)
 
 
@@ -135,16 +136,16 @@ def read_caffemodel(path: str | Path) -> dict[str, list[np.ndarray]]:
     try:
         net.ParseFromString(path.read_bytes())
     except DecodeError as error:
-        raise ValueError(f"{path} is not a binary Caffe NetParameter (.caffemodel): {error}") from error
+        raise ModelSourceError(f"{path} is not a binary Caffe NetParameter (.caffemodel): {error}") from error
     blobs: dict[str, list[np.ndarray]] = {}
     for layer in [*net.layers, *net.layer]:
         if not layer.blobs:
             continue
         if layer.name in blobs:
-            raise ValueError(f"{path}: layer {layer.name!r} appears twice with blobs")
+            raise ModelSourceError(f"{path}: layer {layer.name!r} appears twice with blobs")
         blobs[layer.name] = [_blob_to_array(b, f"{path}: layer {layer.name!r}") for b in layer.blobs]
     if not blobs:
-        raise ValueError(f"{path} has no layers with blobs: not a binary .caffemodel "
+        raise ModelSourceError(f"{path} has no layers with blobs: not a binary .caffemodel "
                          "(a .prototxt holds the architecture only)")
     return blobs
 
@@ -253,7 +254,8 @@ def _fit(array: np.ndarray, expected: tuple[int, ...], layer: str, key: str) -> 
     padded = (1,) * (array.ndim - len(expected)) + expected
     if array.ndim == 4 and array.shape == padded:
         return array.reshape(expected)
-    raise ValueError(f"BVLC layer {layer!r}: blob for {key} has shape {array.shape}, expected {expected}")
+    raise ModelSourceError(f"BVLC layer {layer!r}: blob for {key} has shape {array.shape}, "
+                           f"expected {expected}")
 
 
 def _bgr_to_rgb(weight: np.ndarray) -> np.ndarray:
@@ -270,14 +272,16 @@ def caffe_to_state_dict(blobs: Mapping[str, list[np.ndarray]], num_classes: int 
     layer_map = bvlc_layer_map()
     unknown = sorted(set(blobs) - set(layer_map))
     if unknown:  # weights we would silently drop: refuse rather than guess
-        raise ValueError(f"BVLC layers with blobs that the `paper` variant has no place for: {unknown}")
+        raise ModelSourceError(f"BVLC layers with blobs that the `paper` variant has no place for: {unknown}")
     state: dict[str, Tensor] = {}
     for layer, module in layer_map.items():
         if layer not in blobs:
-            raise ValueError(f"BVLC layer {layer!r} (for {module}) is missing; found {len(blobs)} layers")
+            raise ModelSourceError(f"BVLC layer {layer!r} (for {module}) is missing; "
+                                   f"found {len(blobs)} layers")
         keys = [f"{module}.weight", f"{module}.bias"]
         if len(blobs[layer]) != len(keys):
-            raise ValueError(f"BVLC layer {layer!r} has {len(blobs[layer])} blobs, expected 2 (weight, bias)")
+            raise ModelSourceError(f"BVLC layer {layer!r} has {len(blobs[layer])} blobs, "
+                                   "expected 2 (weight, bias)")
         for key, array in zip(keys, blobs[layer]):
             array = _fit(np.asarray(array), expected[key], layer, key)
             if layer == _FIRST_CONV and key.endswith("weight"):
@@ -293,7 +297,7 @@ def state_dict_to_caffe(state_dict: Mapping[str, Tensor]) -> dict[str, list[np.n
         arrays = []
         for key in (f"{module}.weight", f"{module}.bias"):
             if key not in state_dict:
-                raise ValueError(f"state_dict has no {key} (for BVLC layer {layer!r}); "
+                raise ModelSourceError(f"state_dict has no {key} (for BVLC layer {layer!r}); "
                                  "expected a `paper` model with aux_logits=True")
             arrays.append(state_dict[key].detach().cpu().numpy().copy())
         if layer == _FIRST_CONV:
