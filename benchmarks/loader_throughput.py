@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
+from googlenet.data.config import AugmentConfig, DataConfig
 from googlenet.data.load import load_datasets
 from googlenet.data.loader import make_loader
-from googlenet.training.config import AugmentConfig, DataConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data"
 
@@ -63,12 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# {args.batches} batches of {args.batch_size} after the first, CIFAR-10 train.tar\n")
     data = DataConfig(train_dir=str(train_tar), val_dir=str(test_tar), input_size=32, workers=2)
     rows = []
-    tar, setup = timed_load(data, AugmentConfig(augment="paper"))
+    tar, setup = timed_load(data, AugmentConfig(policy="paper"))
     for workers in (0, 1, 2):
         rows.append(("tar in place, paper 32x32", workers, setup if workers == 0 else 0.0,
                      *measure(tar.train, args.batch_size, args.batches, workers)))
     memory, setup = timed_load(DataConfig(**{**data.__dict__, "in_memory": True}),
-                               AugmentConfig(augment="crop-flip"))
+                               AugmentConfig(policy="crop-flip"))
     rows.append(("in memory, batched crop-flip", 0, setup,
                  *measure(memory.train, args.batch_size, args.batches, 0)))
     # The batched path runs on the main process's intra-op threads; on a busy machine
