@@ -24,7 +24,7 @@ from googlenet.weights import published as published_module
 from googlenet.weights.caffe import state_dict_to_caffe, write_caffemodel
 from googlenet.weights.download import DownloadError, PublishedFile, fetch
 from googlenet.weights.published import Published, imagenet_classes
-from googlenet.weights.sources import check_variant, load_artifact, load_model
+from googlenet.weights.sources import load_artifact, load_model
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,7 @@ def test_caffemodel_file_loads_into_the_paper_variant(tmp_path):
     torch.manual_seed(0)
     model = build_model("paper")
     write_caffemodel(tmp_path / "bvlc.caffemodel", state_dict_to_caffe(model.state_dict()))
-    artifact = check_variant(load_artifact(tmp_path / "bvlc.caffemodel"), "paper")
+    artifact = load_artifact(tmp_path / "bvlc.caffemodel")
     assert artifact.variant == "paper" and artifact.preprocessing == preset("caffe")
     loaded = load_model(tmp_path / "bvlc.caffemodel")
     for key, value in model.state_dict().items():
@@ -172,8 +172,6 @@ def test_bad_sources_are_clear_errors(tmp_path, served):
         load_artifact(text)
     with pytest.raises(FileNotFoundError, match="missing.pth does not exist"):
         load_artifact(tmp_path / "missing.pth")
-    with pytest.raises(ValueError, match="of variant 'bn', not 'paper'"):
-        check_variant(load_artifact(root / "googlenet.pth", preprocess="inception"), "paper")
     torch.save({"w": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="does not look like a GoogLeNet state dict"):
         load_artifact(tmp_path / "other.pth")

@@ -139,8 +139,8 @@ def evaluate(models: Predictor | Sequence[Predictor], data: str | DataConfig, *,
     main = tallies[(len(models), crops[0])]
     if main.images == 0:
         raise DataError(f"no readable images to evaluate in {where}")
-    results = [EvalResult(k, c, t.images, t.top1_rate, t.top5_rate) for (k, c), t in tallies.items()]
-    return EvalReport(results[list(tallies).index((len(models), crops[0]))], results, classes,
+    results = {key: EvalResult(*key, t.images, t.top1_rate, t.top5_rate) for key, t in tallies.items()}
+    return EvalReport(results[(len(models), crops[0])], list(results.values()), classes,
                       main.per_class(), main.confusion, bad, seen / (time.perf_counter() - start),
                       [m.artifact.provenance.averaged for m in models])
 

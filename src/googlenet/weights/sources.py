@@ -18,7 +18,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from googlenet.arch.table import VARIANTS
 from googlenet.artifact import schema
 from googlenet.artifact.build import has_aux_weights, model_from_artifact
 from googlenet.artifact.files import (
@@ -183,12 +182,3 @@ def onnx_metadata(path: Path) -> dict[str, str]:
         raise ModelSourceError(f"{path} is not a readable ONNX model: {error}") from None
     return {p.key: p.value for p in proto.metadata_props}
 
-
-def check_variant(artifact: Artifact, variant: str | None) -> Artifact:
-    """`artifact`, after checking that it is of `variant` (when one is asked for)."""
-    if variant is not None and variant not in VARIANTS:
-        raise ModelSourceError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
-    if variant is not None and variant != artifact.variant:
-        raise ModelSourceError(f"{artifact.source} holds a model of variant {artifact.variant!r}, "
-                               f"not {variant!r}")
-    return artifact
