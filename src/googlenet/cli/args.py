@@ -45,6 +45,10 @@ def add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass")
     p.add_argument("--workers", type=int, default=2, help="processes decoding images")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torch backend)")
+    add_threads(p)
+
+
+def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
 
 

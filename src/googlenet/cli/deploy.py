@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from googlenet.arch.tables import FORMATS as OUTPUT_FORMATS
-from googlenet.cli.args import add_format, add_model, positive_int
+from googlenet.cli.args import add_format, add_model, add_threads, positive_int
 from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
 
 
@@ -105,7 +105,7 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
         description="Throughput and latency of torchvision's googlenet (the baseline) and ours in "
                     "eager, channels_last, torch.compile, ONNX Runtime fp32 and int8, and training "
                     "steps, all measured in this run, with the fraction of the matmul ceiling.")
-    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
+    add_threads(p)
     p.add_argument("--input-size", type=positive_int, help="default 224 (64 with --quick)")
     p.add_argument("--repeats", type=positive_int, help="timed repetitions (median reported)")
     p.add_argument("--warmup", type=int, help="untimed runs first")
