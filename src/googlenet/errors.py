@@ -29,5 +29,13 @@ class SchemaError(ModelSourceError):
     """Model metadata of an unknown or newer schema version, or malformed."""
 
 
+class StorageError(GoogLeNetError, OSError):
+    """A file could not be written (a full disk, for one); what was there before is kept."""
+
+
+class RunInUse(GoogLeNetError, RuntimeError):
+    """Another process holds the run directory."""
+
+
 class TrainingStopped(GoogLeNetError, RuntimeError):
     """The run cannot go on (diverged, or too many unreadable images); the message says why."""

@@ -154,8 +154,8 @@ def test_bad_data_is_a_clear_cli_error(tmp_path):
 def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     run = tmp_path / "run"
     process = cli("--output", str(run), "--epochs", "30", "--quiet", "--variant", "bn")
-    first_line = process.stdout.readline()
-    assert "run directory" in first_line
+    assert "run directory" in process.stdout.readline()
+    assert "training bn on" in process.stdout.readline()  # the loop starts now
     time.sleep(3)  # into the first epoch
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -168,30 +168,6 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert resumed.returncode == 0, err
     assert load_checkpoint(run / "last.pt")["progress"]["epoch"] == 1
     assert (run / "metrics.jsonl").read_text().count("\n") == 1
-
-
-def test_two_processes_with_torchrun_on_gloo(tmp_path):
-    run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "googlenet", "train", "--output", str(run), "--epochs", "1", "--quiet",
-         "--variant", "bn", "--batch-size", "32"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)  # its own process group: a timeout ends the workers too
-    try:
-        stdout, stderr = process.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        raise
-    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 process(es)" in result.stdout
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert len(records) == 1 and records[0]["val_images"] == 359  # summed over both ranks
-    state = load_checkpoint(run / "last.pt")
-    assert state["progress"]["step"] == (1438 // 2) // 32  # each rank: half the data, batch 32
-    assert result.stdout.count("training bn on") == 1  # only rank 0 logs and writes
 
 
 def test_precision_choices():

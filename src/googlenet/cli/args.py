@@ -10,6 +10,7 @@ import argparse
 
 from googlenet.arch.tables import FORMATS
 from googlenet.artifact.preprocessing import PRESETS
+from googlenet.data.config import DEFAULT_MAX_IMAGE_MB
 from googlenet.inference.options import BACKENDS
 
 MODEL_HELP = ("a run directory, a checkpoint, imagenet or bvlc (published weights), a weights file "
@@ -46,6 +47,8 @@ def add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="processes decoding images")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torch backend)")
     add_threads(p)
+    p.add_argument("--max-image-mb", type=float, default=DEFAULT_MAX_IMAGE_MB,
+                   help="image files larger than this are refused unread (MB)")
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -49,13 +50,14 @@ def eval_data(args: argparse.Namespace, predictor):  # noqa: ANN001, ANN201 - Da
     from googlenet.data.config import DataConfig, recorded_data
 
     if args.val_dir:
-        return DataConfig(path="", val_dir=args.val_dir)
-    if args.data:
-        return DataConfig(path=args.data)
-    recorded = recorded_data(predictor.artifact)
-    if recorded is None:
-        raise ValueError(f"{predictor.name} records no data set: give --data or --val-dir")
-    return recorded
+        data = DataConfig(path="", val_dir=args.val_dir)
+    elif args.data:
+        data = DataConfig(path=args.data)
+    else:
+        data = recorded_data(predictor.artifact)
+        if data is None:
+            raise ValueError(f"{predictor.name} records no data set: give --data or --val-dir")
+    return dataclasses.replace(data, max_image_mb=args.max_image_mb)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -100,7 +102,8 @@ def run_predict(args: argparse.Namespace) -> int:
     predictor = load_predictors(args, [args.model])[0]
     start = time.perf_counter()
     predictions = predictor.predict_files(args.images, top_k=args.top_k, crops=args.crops,
-                                          batch_size=args.batch_size, workers=args.workers)
+                                          batch_size=args.batch_size, workers=args.workers,
+                                          max_image_mb=args.max_image_mb)
     rate = len(predictions) / (time.perf_counter() - start)
     print(render_predictions(predictions, args.format))
     failed = sum(p.error is not None for p in predictions)
@@ -129,7 +132,8 @@ def run_features(args: argparse.Namespace) -> int:
         raise ValueError(f"--output must end in {' or '.join(FEATURE_SUFFIXES)}: {args.output}")
     predictor = load_predictors(args, [args.model])[0]
     features = extract_features(predictor, args.images, layer=args.layer, pool=args.pool,
-                                batch_size=args.batch_size, workers=args.workers)
+                                batch_size=args.batch_size, workers=args.workers,
+                                max_image_mb=args.max_image_mb)
     save_features(features, Path(args.output))
     for file, error in features.errors.items():
         print(f"{file}: error: {error}", file=sys.stderr)

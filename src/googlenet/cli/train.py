@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -52,18 +53,32 @@ def default_recipe(overrides: dict) -> str:
     return "fast" if overrides.keys() & {"path", "train_dir", "val_dir"} else "digits"
 
 
-class StopSignals:
-    """SIGINT/SIGTERM ask the run to stop after the current step; a second SIGINT aborts."""
+def under_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ
 
-    def __init__(self) -> None:
+
+class StopSignals:
+    """SIGINT/SIGTERM ask the run to stop after the current step; a second SIGINT aborts.
+
+    Under torchrun a terminal's Ctrl-C reaches each worker twice (from the terminal, then
+    forwarded by torchrun), so there a second SIGINT does not abort: every rank stops at the
+    same step and rank 0 saves. (torchrun itself kills the workers 30 s after its own
+    Ctrl-C, and a further Ctrl-C ends torchrun.)"""
+
+    def __init__(self, abort_on_second: bool | None = None) -> None:
         self.received: int | None = None
+        self.abort_on_second = not under_torchrun() if abort_on_second is None else abort_on_second
 
     def handle(self, signum: int, frame: Any) -> None:
-        if self.received == signal.SIGINT and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.received is not None:
+            if self.abort_on_second and signum == signal.SIGINT == self.received:
+                raise KeyboardInterrupt
+            return
         self.received = signum
+        again = ("press Ctrl-C again to abort without saving" if self.abort_on_second
+                 else "every process stops at the same step")
         print(f"\n{signal.Signals(signum).name}: stopping after this step and saving a checkpoint "
-              "(press Ctrl-C again to abort without saving)", file=sys.stderr, flush=True)
+              f"({again})", file=sys.stderr, flush=True)
 
     def __call__(self) -> bool:
         return self.received is not None

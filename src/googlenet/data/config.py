@@ -26,6 +26,8 @@ def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = 
 
 
 AUGMENT_POLICIES = ("paper", "crop-flip", "none")
+MB = 1 << 20
+DEFAULT_MAX_IMAGE_MB = 128  # far above any real photograph, far below what hurts a server
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class DataConfig:
     cache_dir: str | None = option(None, help="where compressed archives are unpacked "
                                               "(default ~/.cache/googlenet)")
     max_bad_images: int = option(50, help="skip unreadable images; stop past this many in one epoch")
+    max_image_mb: float = option(DEFAULT_MAX_IMAGE_MB, help="image files larger than this are "
+                                                            "refused unread (MB)")
 
 
 def preprocessing(data: DataConfig) -> Preprocessing:

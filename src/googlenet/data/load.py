@@ -69,7 +69,7 @@ def load_eval_dataset(data: DataConfig, transform: Transform, input_size: int,
         _, val_split = digits_splits()
         return TensorImageDataset(val_split, transform, seed, input_size), val_split.classes
     if data.val_dir:
-        split = split_from_tree(open_tree(data.val_dir, data.cache_dir), "")
+        split = split_from_tree(open_tree(data.val_dir, data.cache_dir, data.max_image_mb), "")
     else:
         split = tree_splits(data.path, data)[1]
     return ImageFileDataset(split, transform, seed, input_size), split.classes

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from googlenet.data.config import DataConfig
-from googlenet.data.images import IMAGE_SUFFIXES, is_image_file
+from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB, DataConfig
+from googlenet.data.images import IMAGE_SUFFIXES, is_image_file, read_file
 from googlenet.data.subsets import evenly_spaced
 from googlenet.data.tar import TarReader, index_tar, is_compressed, unpack_to_cache
 from googlenet.errors import DataError
@@ -33,11 +33,11 @@ class Reader(Protocol):
 
 
 class DirectoryReader:
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path, max_bytes: int = DEFAULT_MAX_IMAGE_MB * MB) -> None:
+        self.root, self.max_bytes = Path(root), max_bytes
 
     def read(self, name: str) -> bytes:
-        return (self.root / name).read_bytes()
+        return read_file(self.root / name, self.max_bytes)
 
     def where(self, name: str) -> str:
         return str(self.root / name) if name else str(self.root)
@@ -62,7 +62,10 @@ class FileSplit:
     classes: list[str]
 
 
-def open_tree(path_text: str, cache_dir: str | None) -> Tree:
+def open_tree(path_text: str, cache_dir: str | None,
+              max_image_mb: float = DEFAULT_MAX_IMAGE_MB) -> Tree:
+    """The images of a folder or archive; image files over `max_image_mb` are refused when read."""
+    max_bytes = int(max_image_mb * MB)
     path = Path(path_text).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or directory")
@@ -70,16 +73,22 @@ def open_tree(path_text: str, cache_dir: str | None) -> Tree:
         path = unpack_to_cache(path, cache_dir)
     if path.is_dir():
         files, dirs = walk_directory(path)
-        return Tree(DirectoryReader(path), files, dirs)
+        return Tree(DirectoryReader(path, max_bytes), files, dirs)
     members, dirs = index_tar(path)
     files = sorted(name for name in members if is_image_file(name))
-    return Tree(TarReader(path, members), files, dirs | parent_dirs(files))
+    return Tree(TarReader(path, members, max_bytes), files, dirs | parent_dirs(files))
 
 
 def walk_directory(root: Path) -> tuple[list[str], set[str]]:
     files: list[str] = []
     dirs: set[str] = set()
+    seen: set[tuple[int, int]] = set()  # folders reached through links: each walked once
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        info = os.stat(dirpath)
+        if (info.st_dev, info.st_ino) in seen:  # a link back up the tree: a loop
+            dirnames.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
         relative = Path(dirpath).relative_to(root).as_posix()
         relative = "" if relative == "." else relative
         dirs.update(posixpath.join(relative, name) for name in dirnames)
@@ -193,7 +202,7 @@ def holdout(split: FileSplit, fraction: float) -> tuple[FileSplit, FileSplit]:
 def tree_splits(path: str, data: DataConfig) -> tuple[FileSplit, FileSplit]:
     """train/ and val/ (or test/) of a folder or archive, or a held-out share of each class
     when it is one set of class folders."""
-    tree = open_tree(path, data.cache_dir)
+    tree = open_tree(path, data.cache_dir, data.max_image_mb)
     prefixes = find_splits(tree)
     if prefixes is None:
         return holdout(split_from_tree(tree, ""), data.val_fraction)
@@ -209,8 +218,8 @@ def file_splits(data: DataConfig) -> tuple[FileSplit, FileSplit]:
             raise DataError(f"{given} is set but not {missing}; "
                             "give both, or neither and point the data path at a folder or "
                             "archive holding train/ and val/")
-        train = split_from_tree(open_tree(data.train_dir, data.cache_dir), "")
-        val = split_from_tree(open_tree(data.val_dir, data.cache_dir), "")
+        train = split_from_tree(open_tree(data.train_dir, data.cache_dir, data.max_image_mb), "")
+        val = split_from_tree(open_tree(data.val_dir, data.cache_dir, data.max_image_mb), "")
     else:
         train, val = tree_splits(data.path, data)
     check_same_classes(train, val)

@@ -17,6 +17,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB
+from googlenet.data.images import HEADER_BYTES, check_header, check_size
 from googlenet.errors import DataError
 
 # Magic numbers of gzip, bzip2, xz and zstd: tarfile would decompress them as streams.
@@ -60,14 +62,19 @@ def index_tar(path: Path) -> tuple[dict[str, tuple[int, int]], set[str]]:
 class TarReader:
     """Reads the members of an uncompressed tar archive by offset."""
 
-    def __init__(self, path: Path, members: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, path: Path, members: dict[str, tuple[int, int]],
+                 max_bytes: int = DEFAULT_MAX_IMAGE_MB * MB) -> None:
         self.path = Path(path)
         self.members = members
+        self.max_bytes = max_bytes
         self._fd: int | None = None
         self._pid: int | None = None
 
     def read(self, name: str) -> bytes:
+        """A member's bytes: refused by its size, then by its first bytes, before the rest."""
         offset, size = self.members[name]
+        check_size(size, self.max_bytes)
+        check_header(os.pread(self._file(), min(size, HEADER_BYTES), offset))
         data = os.pread(self._file(), size, offset)
         if len(data) != size:
             raise OSError(f"archive ends {size - len(data)} bytes early")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from googlenet.data.config import DEFAULT_MAX_IMAGE_MB
 from googlenet.data.transforms import eval_transform
 from googlenet.errors import DataError, ModelSourceError
 from googlenet.inference.backends import TorchBackend
@@ -38,7 +39,8 @@ def layer_output(model: GoogLeNet, images: torch.Tensor, layer: str | None, pool
 
 @torch.no_grad()
 def extract_features(predictor: Predictor, inputs: list[str], *, layer: str | None = None,
-                     pool: str = "avg", batch_size: int = 32, workers: int = 0) -> Features:
+                     pool: str = "avg", batch_size: int = 32, workers: int = 0,
+                     max_image_mb: float = DEFAULT_MAX_IMAGE_MB) -> Features:
     """Embeddings of every readable image (files or folders); unreadable ones are named in
     `errors`. Needs the torch backend (a checkpoint or weights, not an exported graph)."""
     if pool not in POOLS:
@@ -54,7 +56,7 @@ def extract_features(predictor: Predictor, inputs: list[str], *, layer: str | No
     errors: dict[str, str] = {}
     start = time.perf_counter()
     transform = eval_transform(predictor.preprocessing)
-    for images, indices, failed in image_batches(files, transform, batch_size, workers):
+    for images, indices, failed in image_batches(files, transform, batch_size, workers, max_image_mb):
         errors.update({str(files[index]): error for index, error in failed.items()})
         if images is not None:
             images = images.to(device).contiguous(memory_format=torch.channels_last)

@@ -18,8 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact, Provenance
+from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB
 from googlenet.data.crops import MultiCrop, multi_crop
-from googlenet.data.images import is_image_file, read_image
+from googlenet.data.images import is_image_file, read_file, read_image
 from googlenet.errors import DataError
 from googlenet.inference.backends import Backend, TorchBackend, open_backend
 from googlenet.inference.options import AVERAGES
@@ -104,13 +105,14 @@ class Predictor:
         return self.top(self.crop_scores(views, [crops])[0], top_k, [None] * len(images))
 
     def predict_files(self, inputs: Sequence[str | Path], top_k: int = 5, crops: int = 1,
-                      batch_size: int = 32, workers: int = 0) -> list[Prediction]:
+                      batch_size: int = 32, workers: int = 0,
+                      max_image_mb: float = DEFAULT_MAX_IMAGE_MB) -> list[Prediction]:
         """Predictions for image files and folders (searched), in input order; a file that
-        cannot be read gets a Prediction naming the problem."""
+        cannot be read (or is over `max_image_mb`) gets a Prediction naming the problem."""
         files = find_images(inputs)
         results: list[Prediction] = []
         for images, indices, errors in image_batches(files, self.transform((crops,)), batch_size,
-                                                     workers):
+                                                     workers, max_image_mb):
             results += [Prediction(str(files[i]), [], [], error) for i, error in errors.items()]
             if images is not None:
                 probabilities = self.crop_scores(images, [crops])[0]
@@ -120,12 +122,14 @@ class Predictor:
 
 
 def find_images(inputs: Sequence[str | Path]) -> list[Path]:
-    """Files named as they are; directories searched for images, sorted."""
+    """Files named as they are; directories searched for images, sorted. Inside a directory,
+    every entry with an image suffix that is not a folder is kept, so a dangling link or a
+    link loop is named like any unreadable file instead of vanishing."""
     found: list[Path] = []
     for text in inputs:
         path = Path(text)
         if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p.name))
+            images = sorted(p for p in path.rglob("*") if is_image_file(p.name) and not p.is_dir())
             if not images:
                 raise DataError(f"no images in directory {path}")
             found += images
@@ -137,23 +141,24 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 class ImageFiles(Dataset):
-    def __init__(self, files: list[Path], transform: Callable) -> None:
-        self.files, self.transform = files, transform
+    def __init__(self, files: list[Path], transform: Callable, max_image_mb: float) -> None:
+        self.files, self.transform, self.max_bytes = files, transform, int(max_image_mb * MB)
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[Tensor | None, int, str | None]:
-        image, reason = read_image(self.files[index].read_bytes)
+        image, reason = read_image(lambda: read_file(self.files[index], self.max_bytes))
         return (None if image is None else self.transform(image)), index, reason
 
 
-def image_batches(files: list[Path], transform: Callable, batch_size: int, workers: int
+def image_batches(files: list[Path], transform: Callable, batch_size: int, workers: int,
+                  max_image_mb: float = DEFAULT_MAX_IMAGE_MB
                   ) -> Iterator[tuple[Tensor | None, list[int], dict[int, str]]]:
     """Decoded, transformed batches of `files`: (the readable images stacked, or None when
     none is; their indices into `files`; index -> error for the unreadable ones)."""
-    loader = DataLoader(ImageFiles(files, transform), batch_size=batch_size, num_workers=workers,
-                        collate_fn=list)
+    loader = DataLoader(ImageFiles(files, transform, max_image_mb), batch_size=batch_size,
+                        num_workers=workers, collate_fn=list)
     for items in loader:
         good = [(image, index) for image, index, error in items if error is None]
         errors = {index: error for _, index, error in items if error is not None}

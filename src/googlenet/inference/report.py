@@ -91,9 +91,15 @@ def render_predictions(predictions: list[Prediction], fmt: str) -> str:
                            for p in predictions], indent=2)
     lines = []
     for p in predictions:
+        name = printable(p.file or "")
         if p.error:
-            lines.append(f"{p.file}: error: {p.error}")
+            lines.append(f"{name}: error: {p.error}")
         else:
-            lines.append(f"{p.file}: " + ", ".join(f"{c} {q:.3f}"
-                                                   for c, q in zip(p.classes, p.probabilities)))
+            lines.append(f"{name}: " + ", ".join(f"{c} {q:.3f}"
+                                                 for c, q in zip(p.classes, p.probabilities)))
     return "\n".join(lines)
+
+
+def printable(name: str) -> str:
+    """A file name on one line: control characters (a newline, say) escaped as in Python."""
+    return "".join(repr(c)[1:-1] if ord(c) < 32 or ord(c) == 127 or c == "\\" else c for c in name)

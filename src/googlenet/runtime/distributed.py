@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -60,3 +61,12 @@ def any_rank(flags: list[bool], info: DistInfo, device: torch.device) -> list[bo
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+def all_gather(value: Any, info: DistInfo) -> list[Any]:
+    """`value` of every rank, in rank order (picklable values: RNG states, small records)."""
+    if not info.enabled:
+        return [value]
+    gathered: list[Any] = [None] * info.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered

@@ -15,9 +15,21 @@ from googlenet.runtime.files import atomic_path, safe_torch_load
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    with atomic_path(path, fsync=True) as tmp:
+    """Write to a temporary file in the same folder, then rename: never a half-written file.
+    The free space is checked first; a full disk is a StorageError and the old file stays."""
+    with atomic_path(path, fsync=True, needed=tensor_bytes(state) + (1 << 20)) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, tmp)
+
+
+def tensor_bytes(value: Any) -> int:
+    """The bytes of every tensor inside nested dicts and lists: about a checkpoint's size."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, dict):
+        return sum(tensor_bytes(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(tensor_bytes(v) for v in value)
+    return 0
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

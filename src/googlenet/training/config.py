@@ -29,9 +29,10 @@ SCALED_WARMUP_EPOCHS = 5.0  # Goyal et al. 2017: warm up when the learning rate 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    variant: str = option("paper", choices=tuple(VARIANTS),
-                          help="paper (as published: LRN, biases, 5x5 branches) or bn (batch norm, "
-                               "torchvision-compatible)")
+    variant: str | None = option(None, choices=tuple(VARIANTS),
+                                 help="paper (as published: LRN, biases, 5x5 branches) or bn "
+                                      "(batch norm, torchvision-compatible); unset: the weights' "
+                                      "variant, else paper")
     aux_logits: bool = option(True, help="train with the two auxiliary classifiers (Sec. 5)")
     aux_weight: float = option(AUX.loss_weight, help="weight of each auxiliary loss (0.3 in Sec. 5)")
     dropout: float | None = option(None, help="main head dropout (default: the variant's, 40% in "
@@ -192,7 +193,7 @@ def validate(config: TrainConfig) -> None:
         for f in fields(cls):
             allowed = f.metadata.get("choices")
             value = getattr(getattr(config, section), f.name)
-            if allowed and value not in allowed:
+            if allowed and value is not None and value not in allowed:
                 raise ConfigError(f"{section}.{f.name} must be one of {', '.join(allowed)}, "
                                   f"got {value!r}")
     positive = {"optim.batch_size": config.optim.batch_size, "optim.epochs": config.optim.epochs,

@@ -31,7 +31,14 @@ from googlenet.data.loader import make_loader
 from googlenet.errors import ConfigError, DataError, TrainingStopped
 from googlenet.model.network import GoogLeNet, build_model
 from googlenet.runtime.device import resolve_device, resolve_precision
-from googlenet.runtime.distributed import DistInfo, barrier, init_distributed, shutdown_distributed
+from googlenet.runtime.distributed import (
+    DistInfo,
+    all_gather,
+    barrier,
+    init_distributed,
+    shutdown_distributed,
+)
+from googlenet.runtime.files import DirectoryLock, remove_stale_temporaries
 from googlenet.training.averaging import ModelEma
 from googlenet.training.checkpoint import (
     all_finite,
@@ -195,7 +202,10 @@ def run_artifact(config: TrainConfig, classes: list[str], metrics: dict[str, Any
 
 def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConfig,
                      classes: list[str], best_top1: float | None,
-                     metrics: dict[str, Any] | None) -> dict[str, Any]:
+                     metrics: dict[str, Any] | None, rng_per_rank: list[dict[str, Any]]
+                     ) -> dict[str, Any]:
+    """Everything a resume needs; `rng_per_rank`: every process's RNG states (each rank
+    draws its own dropout), gathered by `all_gather`."""
     return {
         "model": parts.model.state_dict(),
         "ema": parts.ema.state_dict() if parts.ema else None,
@@ -203,7 +213,8 @@ def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConf
         "scheduler": parts.scheduler.state_dict(),
         "scaler": parts.scaler.state_dict(),
         "progress": dataclasses.asdict(progress),
-        "rng": capture_rng(),
+        "rng": rng_per_rank[0],
+        "rng_per_rank": rng_per_rank,
         "config": config_to_dict(config),
         "classes": list(classes),
         "artifact": run_artifact(config, classes, metrics),
@@ -237,9 +248,43 @@ def resume_state(resume: str | Path) -> tuple[dict[str, Any], Path]:
     return load_checkpoint(checkpoint), checkpoint.parent
 
 
+ARCHITECTURE_FIELDS = ("variant", "aux_logits")  # what a resumed run cannot change
+
+
 def config_for_resume(state: dict[str, Any], overrides: Callable[[TrainConfig], TrainConfig]
                       ) -> TrainConfig:
-    return overrides(config_from_dict(state["config"]))
+    saved = config_from_dict(state["config"])
+    config = overrides(saved)
+    for name in ARCHITECTURE_FIELDS:
+        before, after = getattr(saved.model, name), getattr(config.model, name)
+        if before != after:
+            raise ConfigError(f"the run was trained with model.{name} = {before}; a resumed run "
+                              f"keeps its network, so it cannot become {after}")
+    return config
+
+
+def restore_rng_of_rank(state: dict[str, Any], info: DistInfo, hooks: Hooks) -> None:
+    """Each process continues its own random stream, when the run has as many processes."""
+    per_rank = state.get("rng_per_rank") or [state["rng"]]
+    if len(per_rank) == info.world_size:
+        restore_rng(per_rank[info.rank])
+        return
+    restore_rng(per_rank[0])
+    torch.manual_seed(state["config"]["run"]["seed"] + info.rank + 1000 * state["progress"]["step"])
+    hooks.on_message(f"resumed with {info.world_size} process(es) where the run had {len(per_rank)}: "
+                     "it continues, but not bit for bit as it would have")
+
+
+def resolve_variant(config: TrainConfig, weights: Artifact | None) -> TrainConfig:
+    """model.variant unset: the weights' variant, else paper. Set and different from the
+    weights': a contradiction, refused."""
+    asked = config.model.variant
+    if weights is not None and asked is not None and asked != weights.variant:
+        raise ConfigError(f"{weights.source} holds a {weights.variant!r} model, but the "
+                          f"configuration asks for variant {asked!r}: leave the variant unset "
+                          "(it follows the weights) or choose weights of that variant")
+    variant = weights.variant if weights is not None else (asked or "paper")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, variant=variant))
 
 
 # --- The loop.
@@ -287,8 +332,9 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
     if state is not None:
         config = config_for_resume(state, overrides)
     else:
-        if config.model.weights:
-            weights = load_artifact(config.model.weights)
+        weights = load_artifact(config.model.weights) if config.model.weights else None
+        config = resolve_variant(config, weights)
+        if weights is not None:
             config = apply_weights_preprocessing(config, weights)
         if config.run.output:
             run_dir = new_run_dir(Path(config.run.output))
@@ -301,7 +347,14 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
         if run_dir is None:
             run_dir = default_run_dir(config.run.name)
         hooks = Hooks(callbacks, info.is_main)
-        return _train(config, state, weights, run_dir, device, info, hooks, should_stop)
+        lock = DirectoryLock(run_dir).acquire() if info.is_main else None  # one writer a directory
+        try:
+            if info.is_main:
+                remove_stale_temporaries(run_dir)  # of writes that a kill interrupted
+            return _train(config, state, weights, run_dir, device, info, hooks, should_stop)
+        finally:
+            if lock is not None:
+                lock.release()
     finally:
         shutdown_distributed()
 
@@ -359,7 +412,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
     if state is not None:
         progress = restore_parts(parts, state)
         best_top1 = state.get("best_top1")
-        restore_rng(state["rng"])
+        restore_rng_of_rank(state, info, hooks)
     else:
         torch.manual_seed(config.run.seed + info.rank)  # dropout differs across ranks
     run_log = (RunLog(run_dir, dump_yaml(config, resolved.to_dict()), resumed=state is not None)
@@ -435,14 +488,20 @@ class EpochLoop:
                                   self.progress.batch_in_epoch)
         return train_one_epoch(self.parts, loader, self.progress, self.limits(), self.hooks.on_batch)
 
-    def checkpoint(self) -> dict[str, Any]:
+    def checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint's state on rank 0 (None elsewhere); every rank must call it, since
+        every rank's RNG state goes into it."""
+        rng_per_rank = all_gather(capture_rng(), self.info)
+        if not self.info.is_main:
+            return None
         return checkpoint_state(self.parts, self.progress, self.config, self.classes,
-                                self.best_top1, self.last_metrics)
+                                self.best_top1, self.last_metrics, rng_per_rank)
 
     def interrupted(self) -> TrainResult:
         reason = "signal" if self.should_stop() else "max_steps"
+        state = self.checkpoint()
         if self.info.is_main:
-            save_run_checkpoint(self.run_dir, "last.pt", self.checkpoint())
+            save_run_checkpoint(self.run_dir, "last.pt", state)
             self.hooks.on_message(f"stopped ({reason}) at step {self.progress.step}, in epoch "
                                   f"{self.progress.epoch + 1}; last.pt saved in {self.run_dir}")
         barrier(self.info)
@@ -459,12 +518,14 @@ class EpochLoop:
         is_best = val is not None and (self.best_top1 is None or val.top1 > self.best_top1)
         if is_best:
             self.best_top1 = val.top1
+        state = self.checkpoint()
         if self.run_log is not None:
             self.run_log.log_epoch(self.last_metrics)
             self.hooks.on_epoch_end(self.last_metrics)
             self.hooks.on_message(summary_line(self.last_metrics, epochs, result))
-            checkpoint = self.checkpoint()
-            save_run_checkpoint(self.run_dir, "last.pt", checkpoint)
+            # best.pt first: a kill between the two writes leaves best.pt at this epoch and
+            # last.pt at the one before, which the resume redoes; never last.pt ahead of best.pt.
             if is_best:
-                save_run_checkpoint(self.run_dir, "best.pt", checkpoint)
+                save_run_checkpoint(self.run_dir, "best.pt", state)
+            save_run_checkpoint(self.run_dir, "last.pt", state)
         barrier(self.info)
