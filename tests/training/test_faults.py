@@ -134,7 +134,7 @@ def test_best_is_written_before_last(tmp_path, monkeypatch):
     save = loop.save_run_checkpoint
     monkeypatch.setattr(loop, "save_run_checkpoint",
                         lambda run_dir, name, state: (written.append(name), save(run_dir, name, state)))
-    loop.train(config(tmp_path / "run"))
+    loop.train(config(tmp_path / "run", batch_size="128"))
     assert written == ["best.pt", "last.pt"]  # a kill between them leaves last.pt behind, not ahead
 
 

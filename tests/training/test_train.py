@@ -34,7 +34,7 @@ def config(tmp_path, **overrides):
 
 def test_a_run_writes_its_files(tmp_path):
     messages = Messages()
-    result = train(config(tmp_path, epochs="2"), callbacks=[messages])
+    result = train(config(tmp_path, epochs="2", batch_size="64"), callbacks=[messages])
     lines = messages.lines
     run = tmp_path / "run"
     assert result.stop_reason == "completed" and result.run_dir == run
