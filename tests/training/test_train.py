@@ -156,18 +156,19 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     process = cli("--output", str(run), "--epochs", "30", "--quiet", "--variant", "bn")
     assert "run directory" in process.stdout.readline()
     assert "training bn on" in process.stdout.readline()  # the loop starts now
-    time.sleep(3)  # into the first epoch
+    time.sleep(1.5)  # into an epoch (the first, on most machines)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
     assert process.returncode == EXIT_INTERRUPTED, err
     assert "stopping after this step" in err and "--resume" in out
-    state = load_checkpoint(run / "last.pt")
-    assert state["progress"]["epoch"] == 0 and state["progress"]["batch_in_epoch"] > 0
-    resumed = cli("--resume", str(run), "--epochs", "1", "--quiet")
+    progress = load_checkpoint(run / "last.pt")["progress"]
+    assert progress["batch_in_epoch"] > 0  # mid-epoch
+    epochs = progress["epoch"] + 1  # finish the interrupted epoch
+    resumed = cli("--resume", str(run), "--epochs", str(epochs), "--quiet")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert load_checkpoint(run / "last.pt")["progress"]["epoch"] == 1
-    assert (run / "metrics.jsonl").read_text().count("\n") == 1
+    assert load_checkpoint(run / "last.pt")["progress"]["epoch"] == epochs
+    assert (run / "metrics.jsonl").read_text().count("\n") == epochs
 
 
 def test_precision_choices():
