@@ -33,6 +33,10 @@ class StorageError(GoogLeNetError, OSError):
     """A file could not be written (a full disk, for one); what was there before is kept."""
 
 
+class OutputExists(GoogLeNetError, FileExistsError):
+    """A command would replace an existing file without being told to."""
+
+
 class RunInUse(GoogLeNetError, RuntimeError):
     """Another process holds the run directory."""
 

@@ -149,3 +149,22 @@ def test_export_takes_a_weights_file_with_its_preprocessing_stated(tmp_path, cap
     loaded = load_artifact(onnx_path)
     assert len(loaded.classes) == 1000 and loaded.classes[0] == "tench"
     assert loaded.preprocessing.mean == (0.5, 0.5, 0.5)  # torchvision's transform_input
+
+
+def test_export_never_replaces_a_file_silently_and_writes_usual_modes(odd_artifact, tmp_path, capsys,
+                                                                       monkeypatch):
+    from googlenet.artifact.files import save_safetensors
+
+    source = save_safetensors(odd_artifact, tmp_path / "odd.safetensors")
+    assert (source.stat().st_mode & 0o777) == 0o644  # not 0600
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, "export", "-m", source, "--to", "torchscript", "--check-images", "2")
+    assert code == 0 and "wrote odd.torchscript (torchscript)" in out  # not a checkpoint-like .pt
+    assert ((tmp_path / "odd.torchscript").stat().st_mode & 0o777) == 0o644
+    before = (tmp_path / "odd.torchscript").read_bytes()
+    code, _, err = run_cli(capsys, "export", "-m", source, "--to", "torchscript")
+    assert code == 2 and "odd.torchscript exists; replace it with --force" in err
+    assert (tmp_path / "odd.torchscript").read_bytes() == before
+    code, _, _ = run_cli(capsys, "export", "-m", source, "--to", "torchscript", "--force",
+                         "--check-images", "2")
+    assert code == 0

@@ -42,7 +42,10 @@ def test_int8_agrees_with_fp32_on_held_out_digits(fitted, tmp_path, capsys):
     assert weight_scales  # per-channel: one scale per output channel
     loaded = load_artifact(output)  # the metadata survived quantization
     assert loaded.classes == tuple(str(d) for d in range(10)) and loaded.preprocessing.input_size == 32
-    assert (tmp_path / "bn.int8.fp32.onnx").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["bn.int8.onnx"]  # no fp32 file left behind
+    code, _, err = run_cli(capsys, "quantize", "-m", fitted, "--calibration", "digits",
+                           "--output", output)
+    assert code == 2 and "exists; replace it with --force" in err
 
 
 def test_an_exported_onnx_calibrated_on_a_plain_image_folder(odd_artifact, tmp_path, capsys):

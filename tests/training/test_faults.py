@@ -140,7 +140,7 @@ def test_best_is_written_before_last(tmp_path, monkeypatch):
 
 def test_a_full_disk_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
-    loop.train(config(run, max_steps="2"))
+    loop.train(config(run), max_steps=2)
     before = load_checkpoint(run / "last.pt")["progress"]
     usage = shutil.disk_usage(run)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1 << 20))
@@ -153,16 +153,16 @@ def test_a_full_disk_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatc
 
 def test_stale_temporaries_are_cleaned_when_a_run_resumes(tmp_path):
     run = tmp_path / "run"
-    loop.train(config(run, max_steps="2"))
+    loop.train(config(run), max_steps=2)
     stale = run / ".last.tmp-999999999.pt"  # above any PID Linux hands out
     stale.write_bytes(b"x" * 1000)
-    loop.train(config(run), resume=run, overrides=lambda c: with_overrides(c, {"max_steps": "3"}))
+    loop.train(config(run), resume=run, max_steps=3)
     assert not stale.exists()
 
 
 def test_a_resumed_run_keeps_its_network(tmp_path):
     run = tmp_path / "run"
-    loop.train(config(run, max_steps="1"))
+    loop.train(config(run), max_steps=1)
     with pytest.raises(ConfigError, match="trained with model.variant = bn.*cannot become paper"):
         loop.train(config(run), resume=run, overrides=lambda c: with_overrides(c, {"variant": "paper"}))
 

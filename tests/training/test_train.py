@@ -72,10 +72,9 @@ def weights(path):
 def test_resume_continues_exactly_with_workers(tmp_path):
     """N steps straight == N/2 steps, an interruption, a resume and N/2 more."""
     settings = dict(in_memory=False, workers="2", policy="paper", batch_size="16")
-    train(config(tmp_path / "straight", max_steps="6", **settings))
-    train(config(tmp_path / "split", max_steps="3", **settings))
-    train(config(tmp_path / "split"), resume=tmp_path / "split" / "run",
-          overrides=lambda c: with_overrides(c, {"max_steps": "6"}))
+    train(config(tmp_path / "straight", **settings), max_steps=6)
+    train(config(tmp_path / "split", **settings), max_steps=3)
+    train(config(tmp_path / "split"), resume=tmp_path / "split" / "run", max_steps=6)
     straight, straight_state = weights(tmp_path / "straight" / "run" / "last.pt")
     split, split_state = weights(tmp_path / "split" / "run" / "last.pt")
     assert straight_state["progress"] == split_state["progress"]
@@ -218,3 +217,66 @@ def test_train_runs_in_a_thread_and_returns_the_model(tmp_path):
     result = results[0]
     assert result.stop_reason == "signal" and result.model is not None
     assert load_checkpoint(result.run_dir / "last.pt")["progress"]["step"] == 3
+
+
+def test_a_short_run_warms_up_for_a_quarter_of_it_and_says_so(tmp_path):
+    """The digits recipe warms up for 3 epochs: a 2-epoch run never reached its rate."""
+    from googlenet.training.schedule import lr_factor
+
+    optim = with_overrides(load_recipe("digits"), {"epochs": "2"}).optim
+    resolved = resolve_optim(optim, 1)
+    assert optim.warmup_epochs == 3 and resolved.warmup_epochs == 0.5
+    assert resolve_optim(load_recipe("digits").optim, 1).warmup_epochs == 3  # 20 epochs: as is
+    factors = [lr_factor(step, steps_per_epoch=22, epochs=2, schedule=optim.schedule,
+                         step_epochs=optim.step_epochs, gamma=optim.gamma,
+                         warmup_epochs=resolved.warmup_epochs, min_lr_ratio=optim.min_lr_ratio)
+               for step in range(44)]
+    assert max(factors) == pytest.approx(1.0, abs=0.05)  # the recipe's rate is reached
+    messages = Messages()
+    train(config(tmp_path, epochs="2", batch_size="128"), callbacks=[messages], max_steps=1)
+    assert any("warm-up shortened from 3 to 0.5 epochs" in line for line in messages.lines)
+
+
+def test_a_step_limit_belongs_to_one_call_not_to_the_run(tmp_path, capsys):
+    from googlenet.cli.main import main
+
+    run = tmp_path / "run"
+    common = ["--epochs", "1", "--batch-size", "128", "--quiet", "--workers", "0"]
+    assert main(["train", "--output", str(run), *common, "--max-steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "at the step limit of this call (2) at step 2" in out and "--resume" in out
+    assert "max_steps" not in (run / "config.yaml").read_text()
+    assert main(["train", "--resume", str(run), "--max-steps", "4"]) == 0  # 2 more steps
+    assert load_checkpoint(run / "last.pt")["progress"]["step"] == 4
+    assert main(["train", "--resume", str(run)]) == 0  # a plain resume runs to the end
+    assert load_checkpoint(run / "last.pt")["progress"] == {**load_checkpoint(run / "last.pt")["progress"],
+                                                            "epoch": 1, "batch_in_epoch": 0}
+
+
+def test_a_run_records_absolute_paths_and_names_one_that_is_gone(tmp_path, monkeypatch, capsys):
+    import shutil as sh
+
+    from googlenet.cli.main import main
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    image_folder(work / "images", bad=0)
+    monkeypatch.chdir(work)
+    assert main(["train", "--data", "images", "--output", "run", "--epochs", "1", "--quiet",
+                 "--workers", "0", "--batch-size", "8"]) == 0
+    monkeypatch.chdir(elsewhere)
+    run = str(work / "run")
+    assert f"path: {work / 'images'}" in (work / "run" / "config.yaml").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", "-m", run, "--workers", "0"]) == 0  # from another directory
+    sh.rmtree(work / "images")
+    assert main(["evaluate", "-m", run, "--workers", "0"]) == 2
+    assert f"was trained on {work / 'images'}, which no longer exists" in capsys.readouterr().err
+    assert main(["export", "-m", run, "--output", "m.onnx", "--check-images", "2"]) == 0
+    assert "no longer exists: the parity check uses generated images" in capsys.readouterr().out
+
+
+def test_train_takes_threads(tmp_path):
+    from googlenet.cli.main import build_parser
+
+    assert build_parser().parse_args(["train", "--threads", "1"]).threads == 1

@@ -55,6 +55,10 @@ def add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
 
 
+def add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+
+
 def add_format(p: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS) -> None:
     """--format: how the command prints its result (text, markdown or json), in every command."""
     p.add_argument("--format", choices=formats, default="text", help="output format")

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from googlenet.arch.table import CROP_SCHEMES
-from googlenet.cli.args import add_backend, add_format, add_model, add_runtime, positive_int
+from googlenet.cli.args import add_backend, add_force, add_format, add_model, add_runtime, positive_int
 from googlenet.inference.options import AVERAGES, FEATURE_SUFFIXES, POOLS
 
 
@@ -47,7 +47,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def eval_data(args: argparse.Namespace, predictor):  # noqa: ANN001, ANN201 - DataConfig
-    from googlenet.data.config import DataConfig, recorded_data
+    from googlenet.data.config import DataConfig, missing_path, recorded_data
 
     if args.val_dir:
         data = DataConfig(path="", val_dir=args.val_dir)
@@ -57,6 +57,9 @@ def eval_data(args: argparse.Namespace, predictor):  # noqa: ANN001, ANN201 - Da
         data = recorded_data(predictor.artifact)
         if data is None:
             raise ValueError(f"{predictor.name} records no data set: give --data or --val-dir")
+        if (gone := missing_path(data)) is not None:
+            raise ValueError(f"{predictor.name} was trained on {gone}, which no longer exists: "
+                             "give --data or --val-dir")
     return dataclasses.replace(data, max_image_mb=args.max_image_mb)
 
 
@@ -121,15 +124,18 @@ def add_features(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", help="a trunk layer instead of the pooled features (e.g. inception4e, 4e)")
     p.add_argument("--pool", choices=POOLS, default="avg",
                    help="with --layer: average over space, or keep the C x H x W maps")
+    add_force(p)
     add_runtime(p)
     p.set_defaults(run=run_features, backend="torch")
 
 
 def run_features(args: argparse.Namespace) -> int:
-    from googlenet.inference.features import extract_features, save_features
+    from googlenet.inference.features import extract_features, files_list_path, save_features
+    from googlenet.runtime.files import check_output
 
     if Path(args.output).suffix not in FEATURE_SUFFIXES:
         raise ValueError(f"--output must end in {' or '.join(FEATURE_SUFFIXES)}: {args.output}")
+    check_output(args.output, args.force)
     predictor = load_predictors(args, [args.model])[0]
     features = extract_features(predictor, args.images, layer=args.layer, pool=args.pool,
                                 batch_size=args.batch_size, workers=args.workers,
@@ -137,9 +143,10 @@ def run_features(args: argparse.Namespace) -> int:
     save_features(features, Path(args.output))
     for file, error in features.errors.items():
         print(f"{file}: error: {error}", file=sys.stderr)
-    print(f"{len(features.files)} images -> {args.output} ({features.layer}, shape "
-          f"{tuple(features.values.shape)}), {len(features.errors)} failed, "
-          f"{features.images_per_second:.1f} images/s", file=sys.stderr)
+    print(f"wrote {args.output}: {len(features.files)} images, {features.layer}, shape "
+          f"{tuple(features.values.shape)}" + (
+              f" (names in {files_list_path(Path(args.output))})" if args.output.endswith(".npy") else ""))
+    print(f"{len(features.errors)} failed, {features.images_per_second:.1f} images/s", file=sys.stderr)
     return 1 if features.errors else 0
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from googlenet.arch.costs import PAPER_REDUCTION_EXAMPLE, ReductionComparison, module_comparison, network_cost
 from googlenet.arch.table import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
-from googlenet.cli.args import add_format, add_model, positive_int
+from googlenet.cli.args import add_force, add_format, add_model, positive_int
 
 
 def hwc(text: str) -> tuple[int, int, int]:
@@ -77,6 +77,7 @@ def add_weights(subparsers: argparse._SubParsersAction) -> None:
     convert = actions.add_parser("convert", help="MODEL -> FILE.safetensors")
     add_model(convert)
     convert.add_argument("--output", required=True, metavar="FILE.safetensors")
+    add_force(convert)
     convert.set_defaults(run=run_weights_convert)
 
 
@@ -93,12 +94,13 @@ def run_weights_list(args: argparse.Namespace) -> int:
 
 def run_weights_convert(args: argparse.Namespace) -> int:
     from googlenet.artifact.files import save_safetensors
+    from googlenet.runtime.files import check_output
     from googlenet.weights.sources import load_artifact
 
     if not args.output.endswith(".safetensors"):
         raise ValueError(f"--output must end in .safetensors: {args.output}")
     artifact = load_artifact(args.model, preprocess=args.preprocess)
-    save_safetensors(artifact, args.output)
+    save_safetensors(artifact, check_output(args.output, args.force))
     print(f"{args.model} -> {args.output}: variant {artifact.variant}, {artifact.num_classes} classes, "
           f"{len(artifact.state_dict or {})} tensors")
     return 0

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any
 
+from googlenet.cli.args import add_threads
 from googlenet.training.config import SECTION_TYPES, TrainConfig, field_types, recipe_names
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by a signal; --resume continues
@@ -26,6 +27,10 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
                    "file; default: finetune with --weights, else fast with data flags, else digits")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (or from a checkpoint file) exactly")
+    p.add_argument("--max-steps", type=int, default=0, metavar="N",
+                   help="this invocation only: save and stop once the run reaches optimizer step "
+                        "N (exit status 0); not saved with the run")
+    add_threads(p)
     for section, cls in SECTION_TYPES.items():
         group = p.add_argument_group(f"{section} (recipe section {section!r})")
         hints = field_types(cls)
@@ -141,10 +146,14 @@ def run_train(args: argparse.Namespace) -> int:
     recipe = args.recipe or default_recipe(overrides)
     config = apply(load_recipe(recipe)) if not args.resume else TrainConfig()
     stop = StopSignals()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     with stop.installed():  # from the start, so that an early Ctrl-C still ends cleanly
         result = train(config, resume=args.resume, overrides=apply,
                        callbacks=[console(config.run.quiet or overrides.get("quiet", False))],
-                       should_stop=stop)
+                       should_stop=stop, max_steps=args.max_steps)
     if result.stop_reason != "completed":
         print(f"continue with: googlenet train --resume {result.run_dir}", flush=True)
     return EXIT_INTERRUPTED if result.stop_reason == "signal" else EXIT_MAX_STEPS

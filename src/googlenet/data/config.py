@@ -113,3 +113,13 @@ def recorded_data(artifact: Artifact) -> DataConfig | None:
     """The data a training run recorded in its artifact (None for other sources)."""
     config = artifact.provenance.config
     return data_config_from_dict(config["data"]) if config and "data" in config else None
+
+
+def missing_path(data: DataConfig) -> str | None:
+    """The first path of `data` that does not exist (a recorded data set moved or deleted)."""
+    from pathlib import Path
+
+    for value in (data.train_dir, data.val_dir, None if data.path == "digits" else data.path):
+        if value and not Path(value).expanduser().exists():
+            return value
+    return None

@@ -48,9 +48,10 @@ class BenchConfig:
 
     @staticmethod
     def quick(**overrides) -> BenchConfig:  # noqa: ANN003
-        """Small inputs and few repetitions: every row in well under a minute (for tests)."""
+        """Small inputs, few repetitions and no torch.compile (whose compilation alone took
+        minutes on some machines): every other row, in about a minute on 2 cores."""
         base = dict(input_size=64, batch_sizes=(1, 4), train_batch=4, warmup=1, repeats=2,
-                    calibration_images=4, ceiling_size=512)
+                    calibration_images=4, ceiling_size=512, compile=False)
         return BenchConfig(**{**base, **overrides})
 
 

@@ -33,6 +33,7 @@ from googlenet.errors import DataError, ModelSourceError
 from googlenet.inference.backends import open_backend
 from googlenet.model.layers import ConvUnit
 from googlenet.model.network import GoogLeNet
+from googlenet.runtime.files import atomic_path, check_output
 from googlenet.weights.sources import load_artifact
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -213,23 +214,26 @@ def reload(path: Path, original: Artifact) -> Artifact:
 
 def export_model(artifact: Artifact, fmt: str, output: str | Path | None = None, *,
                  batch: int | None = None, opset: int = DEFAULT_OPSET, check_count: int = 8,
-                 tolerance: float = DEFAULT_TOLERANCE, check_data: DataConfig | None = None
-                 ) -> ExportResult:
+                 tolerance: float = DEFAULT_TOLERANCE, check_data: DataConfig | None = None,
+                 overwrite: bool = False) -> ExportResult:
     """Export `artifact` (which holds weights) to `fmt`, then load the file back and compare
-    its metadata and logits with PyTorch's on `check_data`'s images (generated ones without)."""
+    its metadata and logits with PyTorch's on `check_data`'s images (generated ones without).
+    An existing file is replaced only with `overwrite`."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    path = Path(output) if output else default_output(artifact.source, fmt)
+    path = check_output(output or default_output(artifact.source, fmt), overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     eager = model_from_artifact(artifact, aux_logits=False).cpu().eval()
     metadata = schema.to_metadata(artifact)
     size = artifact.preprocessing.input_size
-    if fmt == "onnx":
-        export_onnx(inference_model(eager), path, size, batch, opset, metadata)
-    elif fmt == "torchscript":
-        export_torchscript(inference_model(eager), path, size, batch, metadata)
-    else:
+    if fmt == "safetensors":
         save_safetensors(artifact, path)
+    else:
+        with atomic_path(path) as tmp:  # never half a file under the final name
+            if fmt == "onnx":
+                export_onnx(inference_model(eager), tmp, size, batch, opset, metadata)
+            else:
+                export_torchscript(inference_model(eager), tmp, size, batch, metadata)
     images, where = check_images(artifact, check_data, batch or check_count)
     with torch.no_grad():
         expected = eager(images)

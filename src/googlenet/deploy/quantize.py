@@ -30,12 +30,13 @@ from googlenet.deploy.export import dataset_images, export_model, set_onnx_metad
 from googlenet.errors import DataError, ModelSourceError
 from googlenet.inference.backends import OnnxBackend
 from googlenet.inference.metrics import Accuracy
+from googlenet.runtime.files import atomic_path, check_output
 
 
 @dataclass(frozen=True)
 class QuantizeResult:
     path: Path
-    fp32_path: Path
+    fp32_path: Path | None  # the fp32 .onnx quantized, when the user gave one (else a temporary)
     calibration_images: int
     calibrated_on: str
     eval_images: int
@@ -175,27 +176,29 @@ def compare(fp32: OnnxBackend, int8: OnnxBackend, images: Tensor, labels: Tensor
 
 
 def quantize_model(artifact: Artifact, output: str | Path, calibration: str, images: int = 256,
-                   eval_images: int = 500, eval_data: DataConfig | None = None) -> QuantizeResult:
-    """Quantize `artifact` (exported to fp32 ONNX beside `output` first, unless it is an fp32
-    .onnx already) and measure int8 against fp32 on `eval_images` validation images of
-    `eval_data` (default: the data its training run recorded)."""
-    output = Path(output)
+                   eval_images: int = 500, eval_data: DataConfig | None = None,
+                   overwrite: bool = False) -> QuantizeResult:
+    """Quantize `artifact` (an fp32 .onnx, or weights exported to a temporary fp32 .onnx first)
+    and measure int8 against fp32 on `eval_images` validation images of `eval_data` (default:
+    the data its training run recorded). An existing output is replaced only with `overwrite`."""
+    output = check_output(output, overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
     eval_data = eval_data or recorded_data(artifact)
     if eval_data is None:
         raise DataError(f"{artifact.source} records no validation data: name the held-out data")
-    if artifact.state_dict is None:
-        fp32_path = Path(artifact.source)
-    else:
-        fp32_path = output.with_name(output.stem + ".fp32.onnx")
-        result = export_model(artifact, "onnx", fp32_path)
-        if not result.ok:
-            raise ModelSourceError(f"the fp32 export differs from PyTorch by {result.max_abs_diff:.3g}")
-    calib, where = calibration_images(calibration, artifact.preprocessing, images)
-    quantize_onnx(fp32_path, output, calib)
-    held_out, labels = dataset_images(eval_data, artifact, eval_images)
-    fp32_top1, int8_top1, agreement = compare(OnnxBackend(fp32_path), OnnxBackend(output), held_out,
-                                              labels)
-    return QuantizeResult(output, fp32_path, len(calib), where, len(labels), fp32_top1, int8_top1,
-                          agreement)
+    with tempfile.TemporaryDirectory() as tmp:
+        given = artifact.state_dict is None
+        fp32_path = Path(artifact.source) if given else Path(tmp) / "fp32.onnx"
+        if not given:
+            result = export_model(artifact, "onnx", fp32_path)
+            if not result.ok:
+                raise ModelSourceError(f"the fp32 export differs from PyTorch by {result.max_abs_diff:.3g}")
+        calib, where = calibration_images(calibration, artifact.preprocessing, images)
+        with atomic_path(output) as partial:
+            quantize_onnx(fp32_path, partial, calib)
+        held_out, labels = dataset_images(eval_data, artifact, eval_images)
+        fp32_top1, int8_top1, agreement = compare(OnnxBackend(fp32_path), OnnxBackend(output),
+                                                  held_out, labels)
+    return QuantizeResult(output, fp32_path if given else None, len(calib), where, len(labels),
+                          fp32_top1, int8_top1, agreement)
 

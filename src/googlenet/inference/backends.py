@@ -97,7 +97,11 @@ class TorchScriptBackend:
     device = torch.device("cpu")
 
     def __init__(self, path: str | Path) -> None:
-        self.module = torch.jit.load(str(path), map_location="cpu").eval()
+        import warnings
+
+        with warnings.catch_warnings():  # torch.jit's deprecation notice, not the user's concern
+            warnings.simplefilter("ignore", FutureWarning)
+            self.module = torch.jit.load(str(path), map_location="cpu").eval()
 
     @torch.no_grad()
     def __call__(self, images: Tensor) -> Tensor:

@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from googlenet.errors import ModelSourceError, RunInUse, StorageError
+from googlenet.errors import ModelSourceError, OutputExists, RunInUse, StorageError
 
 MB = 1 << 20
+UMASK = os.umask(0o022)
+os.umask(UMASK)  # read once: new files get the usual 0666 & ~umask, as open() gives them
 TMP_PATTERN = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]*)?$")  # what atomic_path names its files
 
 
@@ -54,6 +56,7 @@ def atomic_path(path: str | Path, fsync: bool = False, needed: int | None = None
     tmp = temporary_name(path)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~UMASK)  # some writers (safetensors) create their files 0600
         if fsync:  # survive a power cut, not only a crash (checkpoints)
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -65,6 +68,15 @@ def atomic_path(path: str | Path, fsync: bool = False, needed: int | None = None
         raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_output(path: str | Path, overwrite: bool) -> Path:
+    """`path`, unless a file is there and replacing it was not asked for."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExists(f"{path} exists; replace it with --force (overwrite=True), or choose "
+                           "another output")
+    return path
 
 
 def write_atomically(path: str | Path, data: bytes) -> None:

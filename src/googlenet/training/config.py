@@ -25,6 +25,7 @@ from googlenet.errors import ConfigError
 
 LR_SCALINGS = ("none", "linear")
 SCALED_WARMUP_EPOCHS = 5.0  # Goyal et al. 2017: warm up when the learning rate is scaled up
+MAX_WARMUP_FRACTION = 0.25  # of the run's epochs: a 2-epoch run warms up for half an epoch
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,6 @@ class RunConfig:
     compile: bool = option(False, help="torch.compile the training step")
     quiet: bool = option(False, help="no progress bar")
     eval_every: int = option(1, help="validate every N epochs (and after the last)")
-    max_steps: int = option(0, help="stop after this many optimizer steps, as if interrupted; "
-                                    "0: no limit")
     max_nonfinite: int = option(5, help="consecutive non-finite losses that stop the run")
 
 
@@ -227,13 +226,14 @@ class ResolvedOptim:
 
 def resolve_optim(optim: OptimConfig, world_size: int) -> ResolvedOptim:
     """`linear` scaling: lr x global batch / reference batch (Goyal et al. 2017); when that
-    raises the rate and no warm-up is set, warm up for SCALED_WARMUP_EPOCHS."""
+    raises the rate and no warm-up is set, warm up for SCALED_WARMUP_EPOCHS. The warm-up is
+    at most MAX_WARMUP_FRACTION of the run: a short run must still reach its learning rate."""
     global_batch = optim.batch_size * world_size
-    if optim.lr_scaling == "none":
-        return ResolvedOptim(global_batch, optim.lr, optim.warmup_epochs)
-    factor = global_batch / optim.reference_batch_size
-    warmup = optim.warmup_epochs or (SCALED_WARMUP_EPOCHS if factor > 1 else 0.0)
-    return ResolvedOptim(global_batch, optim.lr * factor, warmup)
+    lr, warmup = optim.lr, optim.warmup_epochs
+    if optim.lr_scaling == "linear":
+        factor = global_batch / optim.reference_batch_size
+        lr, warmup = lr * factor, warmup or (SCALED_WARMUP_EPOCHS if factor > 1 else 0.0)
+    return ResolvedOptim(global_batch, lr, min(warmup, MAX_WARMUP_FRACTION * optim.epochs))
 
 
 # --- Recipes: YAML files under googlenet/training/recipes, or a user's own copy.

@@ -68,9 +68,12 @@ from googlenet.training.engine import (
 from googlenet.training.finetune import freeze_through, parameter_groups
 from googlenet.training.runs import RunLog, default_run_dir
 from googlenet.training.schedule import build_scheduler
+from googlenet.weights.published import PUBLISHED
 from googlenet.weights.sources import load_artifact
 
 STOP_REASONS = ("completed", "signal", "max_steps")
+PATH_FIELDS = (("data", "path"), ("data", "train_dir"), ("data", "val_dir"), ("data", "cache_dir"),
+               ("run", "output"), ("model", "weights"))
 
 
 @dataclass
@@ -319,13 +322,15 @@ def summary_line(record: dict[str, Any], epochs: int, train: EpochResult) -> str
 
 def train(config: TrainConfig, *, resume: str | Path | None = None,
           overrides: Callable[[TrainConfig], TrainConfig] = lambda c: c,
-          callbacks: Sequence[Callback] = (), should_stop: Callable[[], bool] = lambda: False
-          ) -> TrainResult:
+          callbacks: Sequence[Callback] = (), should_stop: Callable[[], bool] = lambda: False,
+          max_steps: int = 0) -> TrainResult:
     """Train as `config` says; with `resume` (a run directory or checkpoint) continue that run.
 
     With `resume`, the run's saved configuration is used, with `overrides` applied on top
     (for example more epochs). `should_stop` is asked after every step: when it answers
-    True, the run saves last.pt and returns with stop_reason "signal".
+    True, the run saves last.pt and returns with stop_reason "signal". `max_steps` (this
+    call only, not part of the run's configuration): save and return with stop_reason
+    "max_steps" once the run reaches that optimizer step.
     """
     state, run_dir = resume_state(resume) if resume else (None, None)
     weights = None
@@ -336,6 +341,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
         config = resolve_variant(config, weights)
         if weights is not None:
             config = apply_weights_preprocessing(config, weights)
+        config = absolute_paths(config)  # a run's records hold where its data is from anywhere
         if config.run.output:
             run_dir = new_run_dir(Path(config.run.output))
     device = resolve_device(config.run.device)
@@ -351,12 +357,26 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
         try:
             if info.is_main:
                 remove_stale_temporaries(run_dir)  # of writes that a kill interrupted
-            return _train(config, state, weights, run_dir, device, info, hooks, should_stop)
+            return _train(config, state, weights, run_dir, device, info, hooks, should_stop, max_steps)
         finally:
             if lock is not None:
                 lock.release()
     finally:
         shutdown_distributed()
+
+
+def absolute_paths(config: TrainConfig) -> TrainConfig:
+    """The configuration with its file paths absolute ("digits" and published weight names
+    stay names), so that the run's records work from any directory."""
+    sections: dict[str, dict[str, str]] = {}
+    for section, name in PATH_FIELDS:
+        value = getattr(getattr(config, section), name)
+        if value and value != "digits" and value not in PUBLISHED:
+            values = sections.setdefault(section, {})
+            values[name] = str(Path(value).expanduser().absolute())
+    return dataclasses.replace(config, **{
+        section: dataclasses.replace(getattr(config, section), **values)
+        for section, values in sections.items()})
 
 
 def new_run_dir(path: Path) -> Path:
@@ -396,7 +416,7 @@ def build_loaders(datasets: Datasets, config: TrainConfig, info: DistInfo,
 
 def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact | None,
            run_dir: Path, device: torch.device, info: DistInfo, hooks: Hooks,
-           should_stop: Callable[[], bool]) -> TrainResult:
+           should_stop: Callable[[], bool], max_steps: int) -> TrainResult:
     seed_everything(config.run.seed)
     datasets: Datasets = load_datasets(config.data, config.augment, config.run.seed)
     if state is not None and list(state["classes"]) != list(datasets.classes):
@@ -429,9 +449,13 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
             f"{len(datasets.classes)} classes, {device.type}, {parts.precision.name}, "
             f"{info.world_size} process(es), batch {config.optim.batch_size} per process, "
             f"lr {resolved.lr:g}")
+        if resolved.warmup_epochs < config.optim.warmup_epochs:
+            hooks.on_message(f"warm-up shortened from {config.optim.warmup_epochs:g} to "
+                             f"{resolved.warmup_epochs:g} epochs: a quarter of a "
+                             f"{config.optim.epochs}-epoch run at most")
         loop = EpochLoop(config, parts, loaders, datasets.classes, run_dir, run_log, info,
                          should_stop, hooks, progress, best_top1,
-                         state.get("metrics") if state else None)
+                         state.get("metrics") if state else None, max_steps)
         return loop.run()
     finally:
         if run_log is not None:
@@ -452,10 +476,11 @@ class EpochLoop:
     progress: Progress
     best_top1: float | None
     last_metrics: dict[str, Any] | None
+    max_steps: int = 0
 
     def limits(self) -> EpochLimits:
         run = self.config.run
-        return EpochLimits(max_steps=run.max_steps, max_nonfinite=run.max_nonfinite,
+        return EpochLimits(max_steps=self.max_steps, max_nonfinite=run.max_nonfinite,
                            max_bad_images=self.config.data.max_bad_images,
                            should_stop=self.should_stop)
 
@@ -502,7 +527,9 @@ class EpochLoop:
         state = self.checkpoint()
         if self.info.is_main:
             save_run_checkpoint(self.run_dir, "last.pt", state)
-            self.hooks.on_message(f"stopped ({reason}) at step {self.progress.step}, in epoch "
+            why = ("on a stop signal" if reason == "signal"
+                   else f"at the step limit of this call ({self.max_steps})")
+            self.hooks.on_message(f"stopped {why} at step {self.progress.step}, in epoch "
                                   f"{self.progress.epoch + 1}; last.pt saved in {self.run_dir}")
         barrier(self.info)
         return self.result(reason)
