@@ -31,3 +31,10 @@ def test_quick_bench_reports_every_row(tmp_path, capsys):
         assert row["macs_per_image"] > 0 and row["latency_ms"] > 0
     baselines = [r for r in rows if r["name"] in ("torchvision eager", "torchvision train NCHW fp32")]
     assert all(abs(r["ratio"] - 1) < 1e-9 for r in baselines)
+
+
+def test_quick_leaves_out_torch_compile_whose_compilation_takes_minutes():
+    from googlenet.deploy.bench import BenchConfig
+
+    assert not BenchConfig.quick().compile and BenchConfig().compile
+    assert BenchConfig.quick(compile=True).compile

@@ -116,7 +116,9 @@ def test_features_to_npy_and_parquet(bn_weights, image_folder, tmp_path, capsys)
     code = main(["features", str(image_folder), "-m", str(bn_weights), "--output", str(out),
                  "--workers", "0"])
     assert code == 1  # one file failed; the others are written
-    assert "broken.jpg: error" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "broken.jpg: error" in captured.err
+    assert f"wrote {out}: 5 images" in captured.out and "f.files.txt" in captured.out
     values = np.load(out)
     files = (tmp_path / "f.files.txt").read_text().split()
     assert values.shape == (5, 1024) and len(files) == 5 and files[0].endswith("0.png")
