@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import socket
 import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from PIL import Image
@@ -72,3 +77,37 @@ class Messages:
 
     def on_epoch_end(self, record) -> None:
         pass
+
+
+@contextmanager
+def running(config) -> Iterator[str]:
+    """The base URL of a real server (uvicorn on a free loopback port, in a thread) for a
+    googlenet.serving.app.ServeConfig, ready: its model loaded and warmed up."""
+    import httpx
+    import uvicorn
+
+    from googlenet.serving.app import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
+                                           log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    else:
+        raise RuntimeError("the server did not become ready")
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

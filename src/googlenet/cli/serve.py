@@ -1,0 +1,75 @@
+"""`googlenet serve`: the HTTP API and web page for a model (FastAPI on uvicorn)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from googlenet.cli.args import add_backend, add_model, add_threads, positive_int
+
+DEFAULTS = {"max_batch": 32, "max_wait_ms": 5.0, "max_queue": 256, "timeout_s": 30.0,
+            "max_upload_mb": 20.0, "max_images": 32}
+
+
+def add_serve(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve", help="an HTTP API and a web page for a model, with dynamic batching",
+        description="Serve a model: POST /v1/predict, GET /v1/model, /healthz, /readyz, /metrics, "
+                    "the OpenAPI page at /docs and a web page at /. Requests that arrive close "
+                    "together run as one batch.")
+    add_model(p)
+    add_backend(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="processes, each with its own model and a fair share of the cores")
+    add_threads(p)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torch backend)")
+    p.add_argument("--max-batch", type=positive_int, default=DEFAULTS["max_batch"],
+                   help="images per forward pass at most")
+    p.add_argument("--max-wait-ms", type=float, default=DEFAULTS["max_wait_ms"],
+                   help="how long a batch waits for requests still being decoded (an idle "
+                        "server never waits)")
+    p.add_argument("--max-queue", type=positive_int, default=DEFAULTS["max_queue"],
+                   help="requests waiting for the model; more are answered 503 at once")
+    p.add_argument("--timeout-s", type=float, default=DEFAULTS["timeout_s"],
+                   help="answer 504 to a request not served by then")
+    p.add_argument("--max-upload-mb", type=float, default=DEFAULTS["max_upload_mb"],
+                   help="larger request bodies are answered 413 unread")
+    p.add_argument("--max-images", type=positive_int, default=DEFAULTS["max_images"],
+                   help="images per request at most")
+    p.add_argument("--api-key", default=os.environ.get("GOOGLENET_API_KEY"),
+                   help="require `Authorization: Bearer KEY` (default: $GOOGLENET_API_KEY, else none)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser requests from ORIGIN (repeatable; default: none)")
+    p.set_defaults(run=run_serve)
+
+
+def threads_per_worker(workers: int, threads: int | None) -> int:
+    """Never more threads in all than cores: N processes share them."""
+    return threads or max(1, (os.cpu_count() or 1) // workers)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from googlenet.serving.app import CONFIG_VARIABLE, ServeConfig, create_app
+
+    config = ServeConfig(
+        model=args.model, backend=args.backend, device=args.device, preprocess=args.preprocess,
+        threads=threads_per_worker(args.workers, args.threads), max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout_s=args.timeout_s,
+        max_upload_mb=args.max_upload_mb, max_images=args.max_images, api_key=args.api_key,
+        cors_origins=tuple(args.cors_origin))
+    print(f"serving {args.model} on http://{args.host}:{args.port} ({args.workers} worker(s), "
+          f"{config.threads} thread(s) each); the page at /, the API at /docs", flush=True)
+    if args.workers == 1:
+        uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
+    else:
+        os.environ[CONFIG_VARIABLE] = config.to_json()
+        uvicorn.run("googlenet.serving.app:app_from_environment", factory=True, host=args.host,
+                    port=args.port, workers=args.workers, log_level="warning")
+    return 0
+
+
+COMMANDS = (add_serve,)

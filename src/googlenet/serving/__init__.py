@@ -1,0 +1,1 @@
+"""Serving: the HTTP API (FastAPI), dynamic batching, metrics and the web page."""

@@ -1,0 +1,310 @@
+"""`googlenet serve`: an HTTP API and a web page for any model, on FastAPI.
+
+    POST /v1/predict   images (multipart `files`, or one raw image body) -> top-k per image
+    GET  /v1/model     the model's artifact: variant, classes, preprocessing, backend, sha256
+    GET  /healthz      alive;  GET /readyz: the model is loaded and warmed up
+    GET  /metrics      Prometheus text format;  GET /docs: the OpenAPI page;  GET /: the page
+
+Decoding and preprocessing run in a thread pool, the model on the batcher's thread, so the
+event loop only moves bytes. Nothing a client sends is opened as a path or fetched as a URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import Any
+
+import torch
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import UploadFile
+
+from googlenet.data.images import check_header, read_image
+from googlenet.inference.predictor import Predictor
+from googlenet.serving.batcher import Batcher, QueueFull
+from googlenet.serving.metrics import Metrics
+
+MB = 1 << 20
+CONFIG_VARIABLE = "GOOGLENET_SERVE_CONFIG"  # how `--workers N` passes the settings to each worker
+API_KEY_VARIABLE = "GOOGLENET_API_KEY"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: str
+    backend: str = "auto"
+    device: str = "auto"
+    preprocess: str | None = None
+    threads: int | None = None
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256  # requests waiting for the model; more get 503 at once
+    timeout_s: float = 30.0  # a request not answered by then gets 504
+    max_upload_mb: float = 20.0
+    max_images: int = 32  # per request
+    top_k: int = 5
+    api_key: str | None = field(default=None, repr=False)
+    cors_origins: tuple[str, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeConfig:
+        values = json.loads(text)
+        values["cors_origins"] = tuple(values.get("cors_origins") or ())
+        return cls(**values)
+
+
+class State:
+    """What the app holds: the predictor, its batcher and thread pool, the metrics."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self.config, self.ready = config, False
+        self.metrics = Metrics()
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        self.predictor = Predictor.load(config.model, backend=config.backend, device=config.device,
+                                        preprocess=config.preprocess, threads=config.threads)
+        self.transform = self.predictor.transform((1,))
+        self.batcher = Batcher(self.probabilities, config.max_batch, config.max_wait_ms,
+                               config.max_queue, self.metrics.observe_batch)
+
+    def probabilities(self, views: torch.Tensor) -> torch.Tensor:
+        return self.predictor.crop_scores(views, [1])[0]
+
+    def warm_up(self) -> None:
+        size = self.predictor.preprocessing.input_size
+        self.probabilities(torch.zeros(1, 1, 3, size, size))
+        self.ready = True
+
+    def model_record(self) -> dict[str, Any]:
+        artifact = self.predictor.artifact
+        return {"id": model_id(artifact.source), "source": artifact.source, "variant": artifact.variant,
+                "num_classes": artifact.num_classes, "classes": list(artifact.classes),
+                "preprocessing": artifact.preprocessing.to_dict(), "backend": self.predictor.backend.name,
+                "sha256": artifact.provenance.sha256}
+
+
+def model_id(source: str) -> str:
+    name = os.path.basename(source.rstrip("/"))
+    parent = os.path.basename(os.path.dirname(source.rstrip("/")))
+    return parent if name in ("best.pt", "last.pt") and parent else name or source
+
+
+class ClientError(HTTPException):
+    """A request the server refuses; `detail` names the problem."""
+
+
+def check_api_key(request: Request, config: ServeConfig) -> None:
+    if config.api_key is None:
+        return
+    given = request.headers.get("authorization", "")
+    expected = f"Bearer {config.api_key}"
+    if not hmac.compare_digest(given.encode(), expected.encode()):  # constant time
+        raise ClientError(401, "a valid API key is required: Authorization: Bearer KEY",
+                          headers={"WWW-Authenticate": "Bearer"})
+
+
+async def read_body(request: Request, limit_mb: float) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit_mb` (never read whole)."""
+    limit = int(limit_mb * MB)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ClientError(413, f"upload of {int(declared) / MB:.2f} MB is over the "
+                               f"{limit_mb:g} MB limit")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ClientError(413, f"upload is over the {limit_mb:g} MB limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def uploaded_images(request: Request, config: ServeConfig) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each image: multipart `files` fields, or one raw image body."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = kind.startswith("image/") or kind == "application/octet-stream"
+    if kind != "multipart/form-data" and not raw:
+        raise ClientError(415, f"content type {kind or 'none'} is not accepted: send images as "
+                               "multipart/form-data (field `files`) or one image body (image/*)")
+    body = await read_body(request, config.max_upload_mb)
+    if kind != "multipart/form-data":
+        return [("image", body)]
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=config.max_images + 1,
+                                                         max_fields=config.max_images + 8)
+    except Exception as error:  # noqa: BLE001 - python-multipart's errors for malformed bodies
+        raise ClientError(422, f"malformed multipart body: {getattr(error, 'detail', error)}") from None
+    files = [value for key, value in form.multi_items() if key == "files" and isinstance(value, UploadFile)]
+    if len(files) > config.max_images:
+        raise ClientError(413, f"more than {config.max_images} images in one request")
+    return [(file.filename or f"file{i}", await file.read()) for i, file in enumerate(files)]
+
+
+def decode_all(state: State, images: list[tuple[str, bytes]]) -> torch.Tensor:
+    """N x 1 x 3 x S x S views; 422 naming the first file that is not a usable image."""
+    views = []
+    for name, data in images:
+        def read(data: bytes = data) -> bytes:
+            check_header(data[:16])
+            return data
+
+        image, reason = read_image(read)
+        if image is None:
+            raise ClientError(422, f"{name}: {reason}")
+        views.append(state.transform(image))
+    return torch.stack(views)
+
+
+async def predict(request: Request, state: State) -> dict[str, Any]:
+    config = state.config
+    check_api_key(request, config)
+    start = time.perf_counter()
+    top_k = parse_top_k(request.query_params.get("top_k"), config.top_k)
+    images = await uploaded_images(request, config)
+    if not images:
+        raise ClientError(422, "no images: send at least one file in the field `files`")
+    loop = asyncio.get_running_loop()
+    state.batcher.decode_started()
+    try:
+        views = await loop.run_in_executor(None, decode_all, state, images)
+    finally:
+        state.batcher.decode_finished()
+    decoded = time.perf_counter()
+    probabilities = await wait_for_batch(request, state, views)
+    done = time.perf_counter()
+    predictions = state.predictor.top(probabilities, top_k, [name for name, _ in images])
+    return {"model": model_id(state.predictor.name),
+            "predictions": [{"file": p.file, "top": [{"class": c, "probability": q}
+                                                     for c, q in zip(p.classes, p.probabilities)]}
+                            for p in predictions],
+            "timings": {"decode_ms": 1000 * (decoded - start), "model_ms": 1000 * (done - decoded),
+                        "total_ms": 1000 * (done - start)}}
+
+
+def parse_top_k(text: str | None, default: int) -> int:
+    try:
+        value = default if text is None else int(text)
+    except ValueError:
+        raise ClientError(422, f"top_k must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise ClientError(422, f"top_k must be a positive integer, got {value}")
+    return value
+
+
+async def wait_for_batch(request: Request, state: State, views: torch.Tensor) -> torch.Tensor:
+    """The batcher's answer; 503 when its queue is full, 504 after the timeout. A client that
+    disconnects gives up its place (the batcher skips a cancelled request)."""
+    try:
+        answer = asyncio.ensure_future(state.batcher.submit(views))
+    except QueueFull as error:
+        raise ClientError(503, f"the server is busy ({error}); retry shortly",
+                          headers={"Retry-After": "1"}) from None
+    deadline = time.perf_counter() + state.config.timeout_s
+    while not answer.done():
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            answer.cancel()
+            raise ClientError(504, f"no answer within {state.config.timeout_s:g} s")
+        await asyncio.wait({answer}, timeout=min(remaining, 0.25))
+        if not answer.done() and await request.is_disconnected():
+            answer.cancel()
+            raise ClientError(499, "the client went away")
+    try:
+        return answer.result()
+    except QueueFull as error:
+        raise ClientError(503, f"the server is busy ({error}); retry shortly",
+                          headers={"Retry-After": "1"}) from None
+
+
+def create_app(config: ServeConfig) -> FastAPI:
+    state_box: dict[str, State] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = State(config)
+        state_box["state"] = state
+        await asyncio.get_running_loop().run_in_executor(None, state.warm_up)
+        yield
+        state.batcher.close()
+
+    app = FastAPI(title="googlenet", lifespan=lifespan,
+                  description="GoogLeNet (Inception v1) predictions: top-k classes of images.")
+    if config.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"])
+
+    def current() -> State:
+        return state_box["state"]
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, error: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": error.detail}, status_code=error.status_code,
+                            headers=getattr(error, "headers", None))
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's types
+        start = time.perf_counter()
+        response = await call_next(request)
+        if request.url.path == "/v1/predict" and "state" in state_box:
+            current().metrics.observe_request(response.status_code, time.perf_counter() - start,
+                                              current().batcher.depth)
+        return response
+
+    @app.post("/v1/predict", summary="top-k classes of one or more images",
+              openapi_extra={"requestBody": {"content": {
+                  "multipart/form-data": {"schema": {"type": "object", "properties": {
+                      "files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
+                  "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def predict_route(request: Request) -> dict[str, Any]:
+        return await predict(request, current())
+
+    @app.get("/v1/model", summary="the model: variant, classes, preprocessing, backend, sha256")
+    async def model_route(request: Request) -> dict[str, Any]:
+        check_api_key(request, config)
+        return current().model_record()
+
+    @app.get("/healthz", summary="the server is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="the model is loaded and warmed up")
+    async def readyz() -> Response:
+        ready = "state" in state_box and current().ready
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        body, content_type = current().metrics.render(current().batcher.depth)
+        return Response(body, media_type=content_type)
+
+    static = resources.files("googlenet.serving") / "static"
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse((static / "index.html").read_text())
+
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one of `--workers N` processes, configured through CONFIG_VARIABLE."""
+    return create_app(ServeConfig.from_json(os.environ[CONFIG_VARIABLE]))
