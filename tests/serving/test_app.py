@@ -155,3 +155,37 @@ def test_an_idle_server_does_not_wait_for_a_batch_to_fill(digits_run, photos):
     with running(config) as url:
         response = post(url, photos[:1], timeout=20)  # would take 60 s if it waited
         assert response.status_code == 200
+
+
+def test_the_command_serves_and_workers_share_the_cores(digits_run, photos, monkeypatch):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from googlenet.cli.serve import threads_per_worker
+    from googlenet.serving.app import CONFIG_VARIABLE, app_from_environment
+
+    assert threads_per_worker(2, None) == max(1, (os.cpu_count() or 1) // 2)
+    assert threads_per_worker(4, 3) == 3
+    monkeypatch.setenv(CONFIG_VARIABLE, ServeConfig(model="m", max_batch=4).to_json())
+    assert app_from_environment().title == "googlenet"  # what each of --workers N builds
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "googlenet", "serve", "-m", str(digits_run.run_dir),
+                                "--port", str(port), "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert post(url, photos[:1]).status_code == 200
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    assert f"serving {digits_run.run_dir} on http://127.0.0.1:{port}" in out

@@ -45,10 +45,14 @@ def add_backend(p: argparse.ArgumentParser) -> None:
 def add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward pass")
     p.add_argument("--workers", type=int, default=2, help="processes decoding images")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torch backend)")
+    add_device(p)
     add_threads(p)
     p.add_argument("--max-image-mb", type=float, default=DEFAULT_MAX_IMAGE_MB,
                    help="image files larger than this are refused unread (MB)")
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torch backend)")
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:

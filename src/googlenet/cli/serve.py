@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from googlenet.cli.args import add_backend, add_model, add_threads, positive_int
+from googlenet.cli.args import add_backend, add_device, add_model, add_threads, positive_int
 
 DEFAULTS = {"max_batch": 32, "max_wait_ms": 5.0, "max_queue": 256, "timeout_s": 30.0,
             "max_upload_mb": 20.0, "max_images": 32}
@@ -24,7 +24,7 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=positive_int, default=1,
                    help="processes, each with its own model and a fair share of the cores")
     add_threads(p)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (torch backend)")
+    add_device(p)
     p.add_argument("--max-batch", type=positive_int, default=DEFAULTS["max_batch"],
                    help="images per forward pass at most")
     p.add_argument("--max-wait-ms", type=float, default=DEFAULTS["max_wait_ms"],
