@@ -97,3 +97,23 @@ def test_preprocessing_expresses_torchvision_and_caffe():
     torch.testing.assert_close(Normalize(bgr).from_uint8(uint8), Normalize(bgr)(uint8 / 255))
     assert set(PRESETS) == {"imagenet", "inception", "caffe"}
     assert Preprocessing.from_dict(bgr.to_dict()) == bgr
+
+
+def test_a_checkpoint_of_googlenet_0_1_still_loads(tmp_path):
+    """Version 1 kept the preprocessing in the training config, with the old field names."""
+    import torch as t
+
+    from googlenet.model.network import build_model
+    from googlenet.runtime.files import atomic_path
+
+    model = build_model("bn", num_classes=2, aux_logits=False)
+    config = {"model": {"variant": "bn"}, "data": {"data": "digits", "input_size": 48,
+                                                   "eval_crop_ratio": 0.9, "mean": [0.1, 0.2, 0.3],
+                                                   "std": [0.4, 0.5, 0.6]}}
+    with atomic_path(tmp_path / "old.pt") as tmp:
+        t.save({"format": "googlenet-checkpoint", "version": 1, "model": model.state_dict(),
+                "ema": None, "config": config, "classes": ["a", "b"]}, tmp)
+    artifact = load_artifact(tmp_path / "old.pt")
+    assert artifact.classes == ("a", "b") and artifact.variant == "bn"
+    assert artifact.preprocessing == Preprocessing(input_size=48, crop_ratio=0.9, mean=(0.1, 0.2, 0.3),
+                                                   std=(0.4, 0.5, 0.6))
