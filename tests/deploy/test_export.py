@@ -12,7 +12,7 @@ from torch import nn
 from googlenet.artifact import schema
 from googlenet.artifact.build import model_from_artifact
 from googlenet.cli.main import main
-from googlenet.deploy.export import OnnxLRN, export_onnx, fold_batch_norm
+from googlenet.deploy.export import FastLRN, export_onnx, fold_batch_norm
 from googlenet.inference.backends import OnnxBackend
 from googlenet.model.network import build_model
 from googlenet.weights.sources import load_artifact
@@ -37,19 +37,22 @@ def test_folded_batch_norm_equals_the_unfolded_model_in_eval_mode():
         torch.testing.assert_close(folded(x), model(x), atol=1e-5, rtol=1e-5)
 
 
-def test_lrn_exports_as_the_onnx_operator_with_the_same_alpha_semantics(tmp_path):
-    """ONNX's LRN divides alpha by size like PyTorch's; a large alpha makes any mismatch visible."""
-    lrn = OnnxLRN(5, alpha=2.0, beta=0.75, k=1.0)
+@pytest.mark.parametrize("beta", [0.75, 0.6])  # the paper's (square roots), and any other (Pow)
+def test_lrn_exports_as_fast_ops_computing_pytorchs_lrn(tmp_path, beta):
+    """A large alpha and inputs makes any mismatch of the window or of alpha's scaling visible."""
+    lrn = FastLRN(5, alpha=2.0, beta=beta, k=1.0)
     x = torch.randn(2, 16, 7, 7) * 3
+    reference = nn.LocalResponseNorm(5, 2.0, beta, 1.0)(x)
+    torch.testing.assert_close(lrn(x), reference, atol=1e-5, rtol=1e-4)
     path = tmp_path / "lrn.onnx"
     torch.onnx.export(lrn, (x,), str(path), dynamo=False, opset_version=17, input_names=["images"])
-    assert [n.op_type for n in onnx.load(str(path)).graph.node] == ["LRN"]
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "LRN" not in ops and "AveragePool" in ops and ("Pow" in ops) == (beta != 0.75)
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {"images": x.numpy()})[0]
-    torch.testing.assert_close(torch.from_numpy(got), nn.LocalResponseNorm(5, 2.0, 0.75, 1.0)(x),
-                               atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(got), reference, atol=1e-5, rtol=1e-4)
 
 
 def test_onnx_export_of_a_trained_run_checks_on_its_validation_images(digits_run, tmp_path, capsys):
@@ -72,7 +75,8 @@ def test_paper_variant_exports_lrn_as_the_onnx_operator(odd_artifact, tmp_path, 
     code, out, _ = run_cli(capsys, "export", "-m", source, "--output", tmp_path / "odd.onnx")
     assert code == 0 and "parity on 8 generated images" in out  # no data: never the working dir
     ops = {node.op_type for node in onnx.load(str(tmp_path / "odd.onnx")).graph.node}
-    assert ("LRN" in ops) == (odd_artifact.variant == "paper") and "Pow" not in ops
+    assert ("AveragePool" in ops) == (odd_artifact.variant == "paper")  # LRN's window mean
+    assert "LRN" not in ops and "Pow" not in ops
 
 
 def test_fixed_batch_export_runs_any_batch_through_the_backend(odd_artifact, tmp_path, capsys):

@@ -148,13 +148,14 @@ def quantize_onnx(fp32_path: Path, output: Path, calibration: Tensor, per_channe
 def quantized_op_types(path: Path, exclude_ops: tuple[str, ...]) -> list[str]:
     """Every op type in the graph that ORT can quantize, minus `exclude_ops`.
 
-    LRN stays in float (ORT has no int8 LRN); its neighbours are quantized around it.
+    LRN stays in float (its AveragePool over x^2, its square roots and division); its
+    neighbours are quantized around it.
     """
     import onnx
 
     present = {node.op_type for node in onnx.load(str(path)).graph.node}
-    quantizable = {"Conv", "Gemm", "MatMul", "MaxPool", "Concat", "GlobalAveragePool",
-                   "AveragePool", "Relu", "Flatten", "Reshape"}
+    quantizable = {"Conv", "Gemm", "MatMul", "MaxPool", "Concat", "GlobalAveragePool", "Relu",
+                   "Flatten", "Reshape"}
     return sorted((present & quantizable) - set(exclude_ops))
 
 
