@@ -113,10 +113,7 @@ def test_ctrl_c_in_the_terminal_of_a_torchrun_job_saves_and_resumes(tmp_path):
     state = load_checkpoint(run / "last.pt")
     assert state["progress"]["batch_in_epoch"] > 0 or state["progress"]["epoch"] > 0, state["progress"]
     assert len(state["rng_per_rank"]) == 2
-    step = state["progress"]["step"]
-    code, _, err = finish(torchrun("--resume", str(run), "--max-steps", str(step + 2)))
-    assert code == 0, err[-3000:]
-    assert load_checkpoint(run / "last.pt")["progress"]["step"] == step + 2
+    # (resuming under torchrun, exactly: test_two_processes_train_and_resume_exactly_on_every_rank)
 
 
 def test_one_run_per_directory(tmp_path, capsys):
