@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from googlenet.deploy.export import export_onnx, generated_images, inference_model
+from googlenet.deploy.export import export_onnx, generated_images, inference_model, swap_lrn
 from googlenet.deploy.quantize import quantize_onnx
 from googlenet.inference.backends import OnnxBackend
 from googlenet.model.network import build_model
@@ -50,15 +50,6 @@ class OperatorLRN(nn.LocalResponseNorm):
         return _LRNOperator.apply(x, self.size, self.alpha, self.beta, self.k)
 
 
-def with_lrn_operator(model: nn.Module) -> nn.Module:
-    for name, module in model.named_children():
-        if isinstance(module, nn.LocalResponseNorm):
-            setattr(model, name, OperatorLRN(module.size, module.alpha, module.beta, module.k))
-        else:
-            with_lrn_operator(module)
-    return model
-
-
 def models(folder: Path, size: int) -> dict[str, Path]:
     torch.manual_seed(0)
     bn = inference_model(build_model("bn", aux_logits=False).eval())
@@ -69,7 +60,7 @@ def models(folder: Path, size: int) -> dict[str, Path]:
     export_onnx(paper, paths["paper fp32, FastLRN (googlenet export)"], size, None, 17, {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(with_lrn_operator(paper), (torch.zeros(1, 3, size, size),),
+        torch.onnx.export(swap_lrn(paper, OperatorLRN), (torch.zeros(1, 3, size, size),),
                           str(paths["paper fp32, ONNX LRN operator"]), dynamo=False, opset_version=17,
                           input_names=["images"], output_names=["logits"],
                           dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}})

@@ -87,13 +87,14 @@ class FastLRN(nn.LocalResponseNorm):
         return x * d.pow(-self.beta)
 
 
-def use_fast_lrn(model: nn.Module) -> nn.Module:
-    """Swap every LocalResponseNorm for FastLRN (in place)."""
+def swap_lrn(model: nn.Module, lrn_type: type[nn.LocalResponseNorm]) -> nn.Module:
+    """Every LocalResponseNorm of `model` replaced by an `lrn_type` of the same settings
+    (in place)."""
     for name, module in model.named_children():
         if isinstance(module, nn.LocalResponseNorm):
-            setattr(model, name, FastLRN(module.size, module.alpha, module.beta, module.k))
+            setattr(model, name, lrn_type(module.size, module.alpha, module.beta, module.k))
         else:
-            use_fast_lrn(module)
+            swap_lrn(module, lrn_type)
     return model
 
 
@@ -170,7 +171,7 @@ def export_onnx(model: GoogLeNet, path: Path, size: int, batch: int | None, opse
     """
     import onnx
 
-    net = use_fast_lrn(copy.deepcopy(model))
+    net = swap_lrn(copy.deepcopy(model), FastLRN)
     example = torch.zeros(batch or 1, 3, size, size)
     dynamic = None if batch else {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}}
     with warnings.catch_warnings():
