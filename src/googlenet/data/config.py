@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from googlenet.artifact.preprocessing import PRESETS, Preprocessing, preset
@@ -117,8 +118,6 @@ def recorded_data(artifact: Artifact) -> DataConfig | None:
 
 def missing_path(data: DataConfig) -> str | None:
     """The first path of `data` that does not exist (a recorded data set moved or deleted)."""
-    from pathlib import Path
-
     for value in (data.train_dir, data.val_dir, None if data.path == "digits" else data.path):
         if value and not Path(value).expanduser().exists():
             return value
