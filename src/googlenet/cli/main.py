@@ -10,12 +10,12 @@ import sys
 from collections.abc import Sequence
 
 from googlenet import __version__
-from googlenet.cli import deploy, inference, info, serve, train
+from googlenet.cli import deploy, detect, inference, info, serve, train
 from googlenet.errors import GoogLeNetError
 
 EXIT_USER_ERROR = 2
 COMMANDS = (*info.COMMANDS[:2], *train.COMMANDS, *inference.COMMANDS, info.add_weights,
-            *deploy.COMMANDS, *serve.COMMANDS)
+            *deploy.COMMANDS, *serve.COMMANDS, *detect.COMMANDS)
 
 
 def build_parser() -> argparse.ArgumentParser:

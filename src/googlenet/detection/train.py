@@ -1,0 +1,322 @@
+"""`train_detection(config)`: train a detector of any method into a run directory.
+
+    result = train_detection(DetectConfig(data="../shared/data/raccoon", method="rcnn"))
+    detector = load_detector(result.run_dir)
+
+A library function: messages go to `on_message`, a stop is asked through `should_stop`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from googlenet.detection.data import DetectionData, load_detection
+from googlenet.detection.detector import (
+    FORMAT,
+    METHODS,
+    RECORD,
+    VERSION,
+    build_torchvision_model,
+    read_record,
+)
+from googlenet.detection.loop import LoopConfig, train_detector
+from googlenet.detection.proposals import DEFAULT_MAX_SIDE, ProposalCache
+from googlenet.detection.rcnn import RCNNSettings
+from googlenet.detection.regions import RegionConfig, extract_regions, write_marker
+from googlenet.errors import ConfigError
+from googlenet.runtime.files import DirectoryLock, write_atomically
+from googlenet.training.runs import default_run_dir
+
+DEFAULT_CACHE = Path("~/.cache/googlenet/proposals")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    data: str
+    method: str = "rcnn"
+    split: str | None = "train"  # None: every annotated image
+    val_split: str | None = None  # R-CNN's region validation; None: the training images' regions
+    model: str | None = None  # the trunk's start: any model source; None: fresh weights
+    preprocess: str | None = None  # a bare state dict's normalisation
+    variant: str | None = None  # fresh trunks: paper or bn (default bn)
+    output: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    minutes: float = 0.0  # a wall-clock budget for the training (0: none)
+    on_bad: str = "error"
+    # R-CNN
+    recipe: str | None = None  # default: finetune with a model, else fast
+    input_size: int | None = None  # default 224 with a model, else 64
+    proposals: str = "coarse"
+    max_side: int = DEFAULT_MAX_SIDE
+    cache_dir: str | None = str(DEFAULT_CACHE)
+    train_overrides: dict[str, Any] = field(default_factory=dict)  # more `googlenet train` fields
+    # Faster R-CNN
+    image_size: int = 320
+
+
+@dataclass
+class DetectResult:
+    run_dir: Path
+    method: str
+    stop_reason: str
+    seconds: float
+
+
+def record_for(config: DetectConfig, data: DetectionData, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"format": FORMAT, "version": VERSION, "method": config.method,
+            "classes": list(data.classes), "data": str(Path(config.data).absolute()),
+            "split": config.split, "trunk": config.model, **extra}
+
+
+def new_run_dir(config: DetectConfig) -> Path:
+    run_dir = Path(config.output) if config.output else default_run_dir(f"detect-{config.method}")
+    if (run_dir / RECORD).exists() or (run_dir / "last.pt").exists():
+        raise ConfigError(f"{run_dir} already holds a detection run; resume it, or choose another "
+                          "output directory")
+    return run_dir
+
+
+def train_detection(config: DetectConfig, *, resume: str | Path | None = None,
+                    on_message: Callable[[str], None] = lambda m: None,
+                    should_stop: Callable[[], bool] = lambda: False, max_steps: int = 0) -> DetectResult:
+    """Train as `config` says; with `resume` (a run directory), continue that run (its saved
+    record decides the method; `config` gives the epochs and budget)."""
+    if resume is not None:
+        record = read_record(resume)
+        config = dataclasses.replace(config, method=record["method"], data=record["data"],
+                                     split=record["split"], output=str(resume))
+        run_dir = Path(resume)
+    else:
+        if config.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {config.method!r}")
+        run_dir = new_run_dir(config)
+    data = load_detection(config.data, config.split, config.on_bad)
+    for line in data.skipped:
+        on_message(f"skipped annotation: {line}")
+    start = time.perf_counter()
+    if config.method == "rcnn":
+        reason = train_rcnn(config, data, run_dir, resume is not None, on_message, should_stop, max_steps)
+    else:
+        reason = train_torchvision(config, data, run_dir, resume is not None, on_message, should_stop,
+                                   max_steps)
+    return DetectResult(run_dir, config.method, reason, time.perf_counter() - start)
+
+
+# --- R-CNN: regions, then the region classifier by googlenet's own training loop.
+
+
+def rcnn_train_config(config: DetectConfig, regions: Path, run_dir: Path, epochs: int | None):  # noqa: ANN201
+    from googlenet.training.config import load_recipe, with_overrides
+
+    recipe = config.recipe or ("finetune" if config.model else "fast")
+    input_size = config.input_size or (224 if config.model else 64)
+    val = regions / ("val" if config.val_split else "train")
+    overrides: dict[str, Any] = {
+        "path": "", "train_dir": str(regions / "train"), "val_dir": str(val),
+        "input_size": input_size, "eval_crop_ratio": 1.0, "output": str(run_dir), "seed": config.seed,
+        "device": config.device, "weights": config.model, "quiet": True, "name": "detect-rcnn",
+        "in_memory": True, "workers": 0,
+        # the warped region is seen whole: pad-and-crop and flips, no random-area crops
+        "policy": "crop-flip", "crop_padding": max(2, input_size // 16), **config.train_overrides}
+    if config.variant and not config.model:
+        overrides["variant"] = config.variant
+    if config.model:
+        overrides["aux_logits"] = False
+    if config.preprocess:
+        overrides["preprocess"] = config.preprocess
+    for name in ("batch_size", "lr"):
+        if getattr(config, name) is not None:
+            overrides[name] = getattr(config, name)
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    return with_overrides(load_recipe(recipe), {k: v for k, v in overrides.items() if v is not None})
+
+
+def region_config(config: DetectConfig, warp_size: int) -> RegionConfig:
+    return RegionConfig(setting=config.proposals, max_side=config.max_side, warp_size=warp_size,
+                        seed=config.seed)
+
+
+def prepare_regions(config: DetectConfig, data: DetectionData, regions: Path, warp_size: int,
+                    on_message: Callable[[str], None]) -> None:
+    cache = ProposalCache(Path(config.cache_dir).expanduser() if config.cache_dir else None)
+    rc = region_config(config, warp_size)
+    splits: list[tuple[str, DetectionData]] = [("train", data)]
+    if config.val_split:
+        splits.append(("val", load_detection(config.data, config.val_split, config.on_bad)))
+    for name, part in splits:
+        start = time.perf_counter()
+        counts = extract_regions(part, regions / name, rc, cache)
+        on_message(f"{name} regions: {counts.objects} object and {counts.background} background crops "
+                   f"from {counts.images} images ({config.proposals} Selective Search, "
+                   f"{time.perf_counter() - start:.0f} s)")
+        for line in counts.skipped or []:
+            on_message(f"skipped unreadable image {line}")
+        write_marker(regions / name, counts, rc)
+
+
+def epochs_for_budget(seconds: float, regions: int, images_per_second: float) -> int:
+    """As many whole epochs as the budget holds at the measured speed (at least one)."""
+    return max(1, int(seconds * images_per_second / max(regions, 1)))
+
+
+def measure_speed(train_config) -> float:  # noqa: ANN001 - a TrainConfig
+    """Training images/s of the region classifier: a few steps on random data."""
+    import torch
+    import torch.nn.functional as F
+
+    from googlenet.model.network import build_model
+
+    m = train_config.model
+    model = build_model(m.variant or "bn", num_classes=2, aux_logits=m.aux_logits)
+    model = model.to(memory_format=torch.channels_last).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+    batch, size = train_config.optim.batch_size, train_config.data.input_size
+    x = torch.randn(batch, 3, size, size).to(memory_format=torch.channels_last)
+    y = torch.zeros(batch, dtype=torch.long)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        logits, aux = model.forward_train(x)
+        loss = F.cross_entropy(logits, y) + sum(F.cross_entropy(a, y) for a in aux)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return batch / min(times[1:])
+
+
+def count_regions(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*.png"))
+
+
+def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed: bool,
+               on_message: Callable[[str], None], should_stop: Callable[[], bool], max_steps: int) -> str:
+    from googlenet.training.loop import Callback, train
+
+    regions = run_dir / "regions"
+    deadline = time.perf_counter() + 60 * config.minutes if config.minutes > 0 else None
+    probe = rcnn_train_config(config, regions, run_dir, config.epochs)
+    warp_size = probe.data.input_size  # eval_crop_ratio 1: the resize size is the input size
+    if not resumed:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with DirectoryLock(run_dir):
+            rcnn = RCNNSettings(setting=config.proposals, max_side=config.max_side)
+            record = record_for(config, data, {"rcnn": dataclasses.asdict(rcnn)})
+            write_atomically(run_dir / RECORD, json.dumps(record, indent=1).encode())
+    if not (regions / "train" / "regions.json").is_file():
+        with DirectoryLock(run_dir):
+            prepare_regions(config, data, regions, warp_size, on_message)
+    epochs = config.epochs
+    if deadline is not None and not resumed:
+        left = deadline - time.perf_counter()
+        rate = measure_speed(probe)
+        epochs = epochs or epochs_for_budget(left, count_regions(regions / "train"), rate)
+        on_message(f"budget: {left / 60:.1f} minutes left for the region classifier, at about "
+                   f"{rate:.0f} crops/s: {epochs} epoch(s)")
+    train_config = rcnn_train_config(config, regions, run_dir, epochs)
+
+    class Relay(Callback):
+        def on_message(self, message: str) -> None:
+            on_message(message)
+
+    def stop() -> bool:
+        return should_stop() or (deadline is not None and time.perf_counter() > deadline)
+
+    def overrides(saved):  # noqa: ANN001, ANN202 - a resumed run keeps its configuration
+        from googlenet.training.config import with_overrides
+
+        asked = {k: v for k, v in (("epochs", config.epochs), ("batch_size", config.batch_size),
+                                   ("lr", config.lr)) if v is not None}
+        return with_overrides(saved, asked) if asked else saved
+
+    result = train(train_config, resume=run_dir if resumed else None,
+                   overrides=overrides if resumed else (lambda c: c),
+                   callbacks=[Relay()], should_stop=stop, max_steps=max_steps)
+    if result.stop_reason == "signal" and not should_stop():
+        return "budget"
+    return result.stop_reason
+
+
+# --- Faster R-CNN (on GoogLeNet, or the peer) by the detection loop.
+
+
+def frcnn_model(config: DetectConfig, classes: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """The detection model and the record that rebuilds it."""
+    from googlenet.artifact.build import model_from_artifact
+    from googlenet.artifact.preprocessing import preset
+    from googlenet.detection.frcnn import faster_rcnn, freeze_batch_norm, mobilenet_peer
+    from googlenet.model.network import build_model
+    from googlenet.weights.sources import load_artifact
+
+    extra: dict[str, Any] = {"image_size": config.image_size}
+    if config.method == "fasterrcnn-mobilenet":
+        return mobilenet_peer(len(classes), config.image_size), extra
+    if config.model:
+        artifact = load_artifact(config.model, preprocess=config.preprocess)
+        if config.variant and config.variant != artifact.variant:
+            raise ConfigError(f"{config.model} holds a {artifact.variant!r} model, not {config.variant!r}")
+        trunk, prep = model_from_artifact(artifact, aux_logits=False), artifact.preprocessing
+    else:
+        trunk = build_model(config.variant or "bn", num_classes=1, aux_logits=False)
+        prep = preset(config.preprocess or "imagenet")
+    frozen = bool(config.model) and trunk.variant.batch_norm
+    model = faster_rcnn(trunk, prep, len(classes), config.image_size)
+    if frozen:
+        freeze_batch_norm(model.backbone.body)
+    extra.update(variant=trunk.variant.name, preprocessing=prep.to_dict(), frozen_batch_norm=frozen)
+    return model, extra
+
+
+def loop_config(config: DetectConfig, saved: dict[str, Any] | None = None) -> LoopConfig:
+    values = dict(saved or {})
+    values.update({k: v for k, v in (("epochs", config.epochs), ("batch_size", config.batch_size),
+                                      ("lr", config.lr)) if v is not None})
+    values.update(image_size=config.image_size if saved is None else saved["image_size"],
+                  seed=config.seed if saved is None else saved["seed"],
+                  budget_seconds=60 * config.minutes)
+    return LoopConfig(**values)
+
+
+def train_torchvision(config: DetectConfig, data: DetectionData, run_dir: Path, resumed: bool,
+                      on_message: Callable[[str], None], should_stop: Callable[[], bool],
+                      max_steps: int) -> str:
+    import torch
+
+    if resumed:
+        record = read_record(run_dir)
+        model = build_torchvision_model(record)
+        loop = loop_config(config, record["loop"])
+    else:
+        model, extra = frcnn_model(config, data.classes)
+        loop = loop_config(config)
+        record = record_for(config, data, {**extra, "loop": dataclasses.asdict(loop)})
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with DirectoryLock(run_dir):
+        write_atomically(run_dir / RECORD, json.dumps({**record, "loop": dataclasses.asdict(loop)},
+                                                      indent=1).encode())
+        on_message(f"run directory: {run_dir}")
+        on_message(f"training {config.method} on {len(data)} images, {len(data.classes)} classes, "
+                   f"{loop.epochs} epochs, batch {loop.batch_size}, lr {loop.lr:g}"
+                   + (f", budget {config.minutes:g} min" if config.minutes else ""))
+        device = torch.device("cpu") if config.device in ("auto", "cpu") else torch.device(config.device)
+        state = train_detector(model.to(device), data, run_dir, loop, {"record": record},
+                               resume=resumed, on_message=on_message, should_stop=should_stop,
+                               max_steps=max_steps)
+    if should_stop():
+        return "signal"
+    if max_steps and state.step >= max_steps:
+        return "max_steps"
+    if loop.budget_seconds and state.epoch < loop.epochs:
+        return "budget"
+    return "completed"
