@@ -22,32 +22,13 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from googlenet.deploy.export import export_onnx, generated_images, inference_model, swap_lrn
+from googlenet.deploy.export import OperatorLRN, export_onnx, generated_images, inference_model, swap_lrn
 from googlenet.deploy.quantize import quantize_onnx
 from googlenet.inference.backends import OnnxBackend
 from googlenet.model.network import build_model
 
 RESULTS = Path(__file__).parent / "results" / "paper_variant_speed.md"
-
-
-class _LRNOperator(torch.autograd.Function):
-    """googlenet 0.1's export: LRN as ONNX's LRN operator (the baseline)."""
-
-    @staticmethod
-    def forward(ctx, x, size, alpha, beta, k):  # noqa: ANN001, ANN205
-        return F.local_response_norm(x, size, alpha, beta, k)
-
-    @staticmethod
-    def symbolic(g, x, size, alpha, beta, k):  # noqa: ANN001, ANN205
-        return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
-
-
-class OperatorLRN(nn.LocalResponseNorm):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _LRNOperator.apply(x, self.size, self.alpha, self.beta, self.k)
 
 
 def models(folder: Path, size: int) -> dict[str, Path]:

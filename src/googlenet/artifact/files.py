@@ -100,3 +100,23 @@ def torchscript_metadata(path: Path) -> dict[str, str]:
                 return {schema.METADATA_KEY: archive.read(name).decode()}
     return {}
 
+
+
+OPENVINO_RT_SECTION = "googlenet"  # the artifact's metadata under the IR's <rt_info><googlenet>
+
+
+def openvino_metadata(path: Path) -> dict[str, str]:
+    """The artifact's metadata from an OpenVINO IR's rt_info, read from the .xml with the
+    standard library (no OpenVINO needed to see what a file holds)."""
+    import xml.etree.ElementTree as ElementTree
+
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (ElementTree.ParseError, OSError) as error:
+        raise ModelSourceError(f"{path} is not a readable OpenVINO IR (.xml): {error}") from None
+    if root.tag != "net":
+        raise ModelSourceError(f"{path} is XML but not an OpenVINO IR (its root is <{root.tag}>)")
+    section = root.find(f"rt_info/{OPENVINO_RT_SECTION}")
+    if section is None:
+        return {}
+    return {item.tag: item.get("value", "") for item in section}

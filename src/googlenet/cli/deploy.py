@@ -10,7 +10,7 @@ from pathlib import Path
 
 from googlenet.arch.tables import FORMATS as OUTPUT_FORMATS
 from googlenet.cli.args import add_force, add_format, add_model, add_threads, positive_int
-from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS
+from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, QUANTIZE_ENGINES
 
 
 def batch_size(text: str) -> int | None:
@@ -20,14 +20,15 @@ def batch_size(text: str) -> int | None:
 
 def add_export(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "export", help="ONNX, TorchScript or safetensors, checked against PyTorch",
-        description="Export the eval-mode logits (batch norm folded, LRN as ONNX's LRN) with the "
+        "export", help="ONNX, OpenVINO IR, TorchScript or safetensors, checked against PyTorch",
+        description="Export the eval-mode logits (batch norm folded; LRN as elementwise ops and an "
+                    "average pool for ONNX, as one LRN operator for OpenVINO) with the "
                     "model's metadata (classes, preprocessing, provenance); the written file is "
                     "loaded back and must agree with PyTorch within --tolerance.")
     add_model(p)
     p.add_argument("--to", choices=FORMATS, default="onnx", help="the file format to write")
     p.add_argument("--output", metavar="FILE", help="default: the run's name with the format's "
-                   "suffix (.onnx, .torchscript, .safetensors)")
+                   "suffix (.onnx, .xml with its .bin, .torchscript, .safetensors)")
     add_force(p)
     p.add_argument("--batch", type=batch_size, default=None, metavar="dynamic|N",
                    help="a dynamic batch dimension (default) or a fixed batch size")
@@ -67,10 +68,12 @@ def run_export(args: argparse.Namespace) -> int:
 
 def add_quantize(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "quantize", help="int8 static quantization (ONNX Runtime, QDQ, per-channel), measured",
+        "quantize", help="int8 static quantization (ONNX Runtime or OpenVINO), measured",
         description="Quantize to int8 (weights per channel, activations calibrated on real images) "
                     "and measure top-1 of int8 against fp32 on held-out validation images.")
     add_model(p)
+    p.add_argument("--engine", choices=QUANTIZE_ENGINES, default="onnxruntime",
+                   help="onnxruntime: QDQ .onnx (default); openvino: NNCF, an OpenVINO IR .xml")
     p.add_argument("--calibration", required=True, metavar="DATA",
                    help="digits, an image folder or archive (its training split is used), "
                         "or a folder of image files")
@@ -93,13 +96,14 @@ def run_quantize(args: argparse.Namespace) -> int:
     eval_data = held_out_data(args.eval_data) if args.eval_data else None
     result = quantize_model(artifact, args.output, args.calibration, images=args.images,
                             eval_images=args.eval_images, eval_data=eval_data,
-                            overwrite=args.force)
+                            overwrite=args.force, engine=args.engine)
     record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}
     record["top1_drop"] = result.top1_drop
     if args.format == "json":
         print(json.dumps(record, indent=2))
         return 0
-    print(f"wrote {result.path} (int8, QDQ, per-channel)")
+    how = "OpenVINO IR, NNCF" if args.engine == "openvino" else "ONNX, QDQ, per-channel"
+    print(f"wrote {result.path} (int8, {how})")
     print(f"calibrated on {result.calibrated_on}")
     print(f"held-out {result.eval_images} images: top-1 fp32 {100 * result.fp32_top1:.2f}%, "
           f"int8 {100 * result.int8_top1:.2f}% (drop {100 * result.top1_drop:.2f} points), "

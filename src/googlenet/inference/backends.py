@@ -2,6 +2,7 @@
 
     torch        a GoogLeNet built from the artifact's weights (any device)
     onnxruntime  an exported .onnx (fp32 or int8), on ONNX Runtime's CPU provider
+    openvino     an OpenVINO IR (.xml + .bin, fp32 or int8) or an .onnx, on OpenVINO's CPU plugin
     torchscript  an exported TorchScript file
 
 Each is a callable `N x 3 x H x W float tensor -> N x C logits` (a CPU float tensor for
@@ -10,6 +11,7 @@ the file backends). `open_backend` picks one for an artifact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -52,9 +54,24 @@ def session_options(threads: int | None = None):  # noqa: ANN201 - onnxruntime.S
     return options
 
 
+def in_chunks(run: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
+              fixed_batch: int | None) -> np.ndarray:
+    """`run` on `images`; a graph with a fixed batch size is fed in chunks of that size (the
+    last chunk padded), so any batch works."""
+    if fixed_batch is None:
+        return run(images)
+    chunks = []
+    for start in range(0, len(images), fixed_batch):
+        chunk = images[start:start + fixed_batch]
+        pad = fixed_batch - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+        chunks.append(run(chunk)[:fixed_batch - pad])
+    return np.concatenate(chunks)
+
+
 class OnnxBackend:
-    """ONNX Runtime's CPU provider. A file exported with a fixed batch size is fed in chunks of
-    that size (the last chunk padded), so any batch works."""
+    """ONNX Runtime's CPU provider."""
 
     name = "onnxruntime"
     device = torch.device("cpu")
@@ -75,21 +92,61 @@ class OnnxBackend:
         self.fixed_batch = first.shape[0] if isinstance(first.shape[0], int) else None
 
     def run_numpy(self, images: np.ndarray) -> np.ndarray:
-        if self.fixed_batch is None:
-            return self.session.run(None, {self.input_name: images})[0]
-        n, size = len(images), self.fixed_batch
-        chunks = []
-        for start in range(0, n, size):
-            chunk = images[start:start + size]
-            pad = size - len(chunk)
-            if pad:
-                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-            chunks.append(self.session.run(None, {self.input_name: chunk})[0][:size - pad])
-        return np.concatenate(chunks)
+        return in_chunks(lambda x: self.session.run(None, {self.input_name: x})[0], images,
+                         self.fixed_batch)
 
     def __call__(self, images: Tensor) -> Tensor:
-        array = np.ascontiguousarray(images.detach().cpu().float().numpy())  # any memory format in
-        return torch.from_numpy(self.run_numpy(array))
+        return torch.from_numpy(self.run_numpy(as_array(images)))
+
+
+def as_array(images: Tensor) -> np.ndarray:
+    return np.ascontiguousarray(images.detach().cpu().float().numpy())  # any memory format in
+
+
+def openvino_config(threads: int | None = None, precision: str = "f32") -> dict[str, object]:
+    """What we set on OpenVINO's CPU plugin, and why.
+
+    LATENCY: one stream using every thread, because callers (the bench, the server's batcher,
+    evaluate) send one batch at a time; THROUGHPUT's several streams only pay with several
+    requests in flight. f32: OpenVINO's default on CPUs with bf16 (AVX-512 BF16, AMX) is to run
+    fp32 layers in bf16, which would not match PyTorch within the export tolerance; int8
+    models are unaffected in their int8 layers. Threads: torch's count (all cores) unless set.
+    """
+    return {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+            "INFERENCE_PRECISION_HINT": precision}
+
+
+class OpenVinoBackend:
+    """OpenVINO's CPU plugin, on an IR (.xml next to its .bin) or an .onnx file."""
+
+    name = "openvino"
+    device = torch.device("cpu")
+
+    def __init__(self, path: str | Path, threads: int | None = None, precision: str = "f32") -> None:
+        try:
+            import openvino as ov
+        except ImportError:
+            raise ModelSourceError("the openvino backend needs OpenVINO: pip install 'googlenet[openvino]'"
+                                   ) from None
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"model {self.path} does not exist")
+        core = ov.Core()
+        try:
+            model = core.read_model(str(self.path))
+            self.compiled = core.compile_model(model, "CPU", openvino_config(threads, precision))
+        except Exception as error:  # OpenVINO raises RuntimeError with its own text for bad files
+            raise ModelSourceError(f"{self.path} is not a model OpenVINO can run: {error}") from None
+        self.request = self.compiled.create_infer_request()
+        shape = model.inputs[0].get_partial_shape()[0]
+        self.fixed_batch = shape.get_length() if shape.is_static else None
+
+    def run_numpy(self, images: np.ndarray) -> np.ndarray:
+        # The request reuses its output buffer on the next call: copy it out.
+        return in_chunks(lambda x: self.request.infer({0: x})[0].copy(), images, self.fixed_batch)
+
+    def __call__(self, images: Tensor) -> Tensor:
+        return torch.from_numpy(self.run_numpy(as_array(images)))
 
 
 class TorchScriptBackend:
@@ -108,25 +165,47 @@ class TorchScriptBackend:
         return self.module(images.cpu().float().contiguous())
 
 
-def file_kind(artifact: Artifact) -> str:
-    """'onnxruntime' or 'torchscript' for an exported graph, 'torch' for weights."""
+def runs_on(artifact: Artifact) -> tuple[str, ...]:
+    """The backends that can run `artifact`, the automatic choice first.
+
+    Weights run on torch; an OpenVINO IR on openvino; TorchScript on torchscript. An .onnx file
+    runs on ONNX Runtime and on OpenVINO: ONNX Runtime first, because in `googlenet bench` it
+    ran our fp32 and QDQ int8 .onnx files faster than OpenVINO did (OpenVINO's int8 lead is
+    with its own NNCF-quantized IR: `googlenet quantize --engine openvino`); OpenVINO when ONNX
+    Runtime is not installed.
+    """
     if artifact.state_dict is not None:
-        return "torch"
-    return "onnxruntime" if artifact.source.lower().endswith(".onnx") else "torchscript"
+        return ("torch",)
+    suffix = Path(artifact.source).suffix.lower()
+    if suffix == ".xml":
+        return ("openvino",)
+    if suffix == ".onnx":
+        return ("onnxruntime", "openvino") if installed("onnxruntime") else ("openvino", "onnxruntime")
+    return ("torchscript",)
+
+
+def installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def open_backend(artifact: Artifact, backend: str = "auto", device: torch.device | None = None,
                  threads: int | None = None) -> Backend:
-    """The backend `backend` for `artifact` ('auto': the one its format runs on)."""
+    """The backend `backend` for `artifact` ('auto': the first of `runs_on`)."""
     if backend not in BACKENDS:
         raise ModelSourceError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    kind = file_kind(artifact)
-    if backend not in ("auto", kind):
-        hint = ("export it with googlenet export" if kind == "torch"
+    kinds = runs_on(artifact)
+    kind = kinds[0] if backend == "auto" else backend
+    if kind not in kinds:
+        hint = ("export it with googlenet export" if kinds == ("torch",)
                 else "its weights are inside the exported graph")
-        raise ModelSourceError(f"{artifact.source} runs on the {kind} backend, not {backend} ({hint})")
+        raise ModelSourceError(f"{artifact.source} runs on the {' or '.join(kinds)} backend, "
+                               f"not {backend} ({hint})")
     if kind == "torch":
         return TorchBackend(model_from_artifact(artifact, aux_logits=False), device or torch.device("cpu"))
     if kind == "onnxruntime":
         return OnnxBackend(artifact.source, threads)
+    if kind == "openvino":
+        return OpenVinoBackend(artifact.source, threads)
     return TorchScriptBackend(artifact.source)

@@ -24,6 +24,7 @@ from googlenet.artifact.files import (
     CHECKPOINT_FORMAT,
     artifact_from_checkpoint,
     is_torchscript,
+    openvino_metadata,
     read_safetensors,
     torchscript_metadata,
 )
@@ -78,8 +79,8 @@ def load_published(published: Published, cache_dir: Path | None = None) -> Artif
 
 
 def detect_format(path: Path) -> str:
-    """'safetensors', 'torch', 'torchscript', 'caffemodel' or 'onnx', from the first bytes
-    (and, for the two protobuf formats, the suffix)."""
+    """'safetensors', 'torch', 'torchscript', 'caffemodel', 'onnx' or 'openvino', from the first
+    bytes (and, for the two protobuf formats and OpenVINO's XML, the suffix)."""
     with open(path, "rb") as f:
         head = f.read(9)
     size = path.stat().st_size
@@ -91,8 +92,11 @@ def detect_format(path: Path) -> str:
         return "torch"
     if path.suffix.lower() in (".caffemodel", ".onnx"):
         return path.suffix.lower()[1:]
+    if path.suffix.lower() == ".xml":
+        return "openvino"
     raise ModelSourceError(f"{path} is not a model file we can read: expected a googlenet checkpoint, "
-                           "a state dict (.pt/.pth), .safetensors, .caffemodel, .onnx or TorchScript")
+                           "a state dict (.pt/.pth), .safetensors, .caffemodel, .onnx, an OpenVINO "
+                           ".xml or TorchScript")
 
 
 def load_file(path: Path, preprocess: Preprocess = None) -> Artifact:
@@ -106,8 +110,10 @@ def load_file(path: Path, preprocess: Preprocess = None) -> Artifact:
         return with_weights(artifact, state, str(path), sha256)
     if kind == "caffemodel":
         return from_caffemodel(path, sha256)
-    if kind in ("onnx", "torchscript"):
-        metadata = onnx_metadata(path) if kind == "onnx" else torchscript_metadata(path)
+    if kind in ("onnx", "torchscript", "openvino"):
+        readers = {"onnx": onnx_metadata, "torchscript": torchscript_metadata,
+                   "openvino": openvino_metadata}
+        metadata = readers[kind](path)
         artifact = schema.from_metadata(metadata, str(path))
         if artifact is None:
             raise ModelSourceError(f"{path} has no googlenet metadata; export it with googlenet export")

@@ -1,0 +1,115 @@
+"""OpenVINO: export to IR with the artifact's metadata, the openvino backend, NNCF int8."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from googlenet.artifact.build import model_from_artifact
+from googlenet.artifact.files import save_safetensors
+from googlenet.artifact.preprocessing import preset
+from googlenet.artifact.record import Artifact
+from googlenet.cli.main import main
+from googlenet.model.network import build_model
+from googlenet.weights.sources import load_artifact
+
+pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'googlenet[openvino]')")
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_ir_export_keeps_metadata_and_pytorchs_logits(odd_artifact, tmp_path, capsys):
+    import xml.etree.ElementTree as ElementTree
+
+    from googlenet.inference.backends import OpenVinoBackend
+
+    # 64, not the odd model's 40: at 40 the paper variant's last ceil-mode pool has a 3x3 window
+    # over a 2x2 map, which PyTorch allows and OpenVINO's converter refuses (a clear error).
+    odd_artifact = replace(odd_artifact, preprocessing=replace(odd_artifact.preprocessing, input_size=64))
+    source = save_safetensors(odd_artifact, tmp_path / "odd.safetensors")
+    output = tmp_path / "odd.xml"
+    code, out, _ = run_cli(capsys, "export", "-m", source, "--to", "openvino", "--output", output)
+    assert code == 0 and "parity on 8 generated images" in out, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.bin", "odd.safetensors", "odd.xml"]
+    loaded = load_artifact(output)
+    assert (loaded.variant, loaded.classes, loaded.preprocessing) == (
+        odd_artifact.variant, odd_artifact.classes, odd_artifact.preprocessing)
+    layers = {layer.get("type") for layer in ElementTree.parse(output).getroot().iter("layer")}
+    assert ("LRN" in layers) == (odd_artifact.variant == "paper")  # one fused LRN, not its ops
+    backend = OpenVinoBackend(output, threads=1)
+    reference = model_from_artifact(odd_artifact, aux_logits=False).eval()
+    x = torch.randn(5, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(backend(x), reference(x), atol=1e-4, rtol=1e-4)
+    code, _, err = run_cli(capsys, "export", "-m", source, "--to", "openvino", "--output", output)
+    assert code == 2 and "exists; replace it with --force" in err
+
+
+def test_a_model_openvino_cannot_convert_is_a_clear_error(tmp_path):
+    from googlenet.deploy.export import export_model
+    from googlenet.errors import ModelSourceError
+
+    torch.manual_seed(0)
+    artifact = Artifact("paper", ("a", "b"), preset("imagenet"),
+                        state_dict=build_model("paper", 2, aux_logits=False).state_dict())
+    artifact = replace(artifact, preprocessing=replace(artifact.preprocessing, input_size=40))
+    with pytest.raises(ModelSourceError, match="OpenVINO cannot convert this model at input size 40"):
+        export_model(artifact, "openvino", tmp_path / "small.xml")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_openvino_backend_runs_onnx_and_ir_for_evaluate_and_predict(digits_run, tmp_path, capsys):
+    onnx_path, ir_path = tmp_path / "bn.onnx", tmp_path / "bn.xml"
+    assert run_cli(capsys, "export", "-m", digits_run.run_dir, "--output", onnx_path)[0] == 0
+    assert run_cli(capsys, "export", "-m", digits_run.run_dir, "--to", "openvino",
+                   "--output", ir_path)[0] == 0
+    top1 = {}
+    for backend, source in (("torch", digits_run.run_dir), ("openvino", onnx_path), ("auto", ir_path)):
+        code, out, err = run_cli(capsys, "evaluate", "-m", source, "--backend", backend, "--limit", "40",
+                                 "--workers", "0", "--format", "json")
+        assert code == 0, err
+        top1[backend] = json.loads(out)["top1"]
+    assert top1["openvino"] == top1["torch"] == top1["auto"]
+    from PIL import Image
+    image = tmp_path / "digit.png"
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(image)
+    code, out, _ = run_cli(capsys, "predict", image, "-m", ir_path, "--workers", "0", "--format", "json")
+    assert code == 0 and len(json.loads(out)[0]["predictions"]) == 5
+    code, _, err = run_cli(capsys, "evaluate", "-m", ir_path, "--backend", "onnxruntime")
+    assert code == 2 and "runs on the openvino backend, not onnxruntime" in err
+
+
+def test_nncf_int8_agrees_with_fp32_on_held_out_digits(digits_run, tmp_path, capsys):
+    output = tmp_path / "bn.int8.xml"
+    code, out, err = run_cli(capsys, "quantize", "-m", digits_run.run_dir, "--engine", "openvino",
+                             "--calibration", "digits", "--images", "64", "--eval-images", "200",
+                             "--output", output, "--format", "json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["eval_images"] == 200 and record["fp32_top1"] > 0.4, record
+    assert record["agreement"] >= 0.9 and record["top1_drop"] <= 0.05, record
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bn.int8.bin", "bn.int8.xml"]  # no fp32 left
+    assert "FakeQuantize" in output.read_text()  # int8 layers, as NNCF writes them
+    loaded = load_artifact(output)
+    assert loaded.classes == tuple(str(d) for d in range(10)) and loaded.preprocessing.input_size == 32
+    code, _, err = run_cli(capsys, "quantize", "-m", digits_run.run_dir, "--engine", "openvino",
+                           "--calibration", "digits", "--output", tmp_path / "x.onnx")
+    assert code == 2 and "the openvino engine writes a .xml file" in err
+
+
+def test_a_broken_ir_is_a_clear_error(tmp_path):
+    from googlenet.errors import ModelSourceError
+
+    bad = tmp_path / "model.xml"
+    bad.write_text("<config><item/></config>")
+    with pytest.raises(ModelSourceError, match="not an OpenVINO IR"):
+        load_artifact(bad)
+    bad.write_text("<net")
+    with pytest.raises(ModelSourceError, match="not a readable OpenVINO IR"):
+        load_artifact(bad)
