@@ -189,3 +189,25 @@ def test_the_command_serves_and_workers_share_the_cores(digits_run, photos, monk
         process.terminate()
         out, _ = process.communicate(timeout=30)
     assert f"serving {digits_run.run_dir} on http://127.0.0.1:{port}" in out
+
+
+def test_explain_returns_the_overlay_of_the_top_class(served, photos):
+    pytest.importorskip("captum", reason="explanations need Captum (pip install 'googlenet[explain]')")
+    import base64
+
+    top = post(served, photos[:1]).json()["predictions"][0]["top"][0]["class"]
+    response = httpx.post(f"{served}/v1/explain", files=[("files", (photos[0].name, photos[0].read_bytes()))],
+                          timeout=60)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["class"] == top and answer["layer"] == "inception4e" and answer["method"] == "gradcam"
+    png = base64.b64decode(answer["overlay"].removeprefix("data:image/png;base64,"))
+    assert Image.open(io.BytesIO(png)).size == (320, 320)  # the 32x32 view, enlarged
+    named = httpx.post(f"{served}/v1/explain", params={"class": "3", "layer": "3b", "method": "gradcam++"},
+                       files=[("files", (photos[0].name, photos[0].read_bytes()))], timeout=60).json()
+    assert (named["class"], named["layer"], named["method"]) == ("3", "inception3b", "gradcam++")
+    two = httpx.post(f"{served}/v1/explain", files=[("files", (p.name, p.read_bytes())) for p in photos[:2]])
+    assert two.status_code == 422 and two.json()["error"] == "send one image to explain, not 2"
+    bad = httpx.post(f"{served}/v1/explain", params={"layer": "9z"},
+                     files=[("files", (photos[0].name, photos[0].read_bytes()))], timeout=60)
+    assert bad.status_code == 422 and "no layer '9z'" in bad.json()["error"]

@@ -65,3 +65,20 @@ def test_a_broken_file_shows_the_servers_message(browser, served, tmp_path):
     assert api.status_code == 422 and message == api.json()["error"]
     assert "broken.jpg: not an image" in message
     page.close()
+
+
+def test_the_overlay_of_where_the_model_looked_is_shown_beside_the_top5(browser, served, photos):
+    pytest.importorskip("captum", reason="explanations need Captum (pip install 'googlenet[explain]')")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(served)
+    page.wait_for_function("document.querySelector('#model').textContent.includes('torch')")
+    page.set_input_files("#files", str(photos[2]))
+    page.wait_for_function("document.querySelector('.card .overlay img')?.naturalWidth > 0", timeout=60_000)
+    card = page.query_selector(".card")
+    top1 = card.query_selector(".bar .label").text_content()
+    caption = card.query_selector(".overlay figcaption").text_content()
+    assert caption == f"{top1}: gradcam on inception4e"
+    bars = card.query_selector(".result > div").bounding_box()
+    overlay = card.query_selector(".overlay").bounding_box()
+    assert overlay["x"] >= bars["x"] + bars["width"] - 1 and overlay["width"] > 90  # beside the bars
+    page.close()

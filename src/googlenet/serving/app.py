@@ -1,6 +1,7 @@
 """`googlenet serve`: an HTTP API and a web page for any model, on FastAPI.
 
     POST /v1/predict   images (multipart `files`, or one raw image body) -> top-k per image
+    POST /v1/explain   one image -> a Grad-CAM overlay (PNG) for its top class (torch backend)
     GET  /v1/model     the model's artifact: variant, classes, preprocessing, backend, sha256
     GET  /healthz      alive;  GET /readyz: the model is loaded and warmed up
     GET  /metrics      Prometheus text format;  GET /docs: the OpenAPI page;  GET /: the page
@@ -12,9 +13,11 @@ event loop only moves bytes. Nothing a client sends is opened as a path or fetch
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +29,7 @@ import torch
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
+from PIL import Image
 from starlette.datastructures import UploadFile
 
 from googlenet.data.images import check_header, read_image
@@ -78,6 +82,19 @@ class State:
         self.transform = self.predictor.transform((1,))
         self.batcher = Batcher(self.probabilities, config.max_batch, config.max_wait_ms,
                                config.max_queue, self.metrics.observe_batch)
+        self.explainer_lock = threading.Lock()
+        self._explainer: Any = None  # googlenet.visual.explain.Explainer, made on first use
+
+    def explainer(self) -> Any:
+        """Grad-CAM and friends on a copy of the torch model (`pip install 'googlenet[explain]'`)."""
+        from googlenet.visual.explain import Explainer
+
+        with self.explainer_lock:
+            if self._explainer is None:
+                artifact = self.predictor.artifact
+                self._explainer = Explainer(self.predictor.backend.model, artifact.classes,
+                                            artifact.preprocessing)
+            return self._explainer
 
     def probabilities(self, views: torch.Tensor) -> torch.Tensor:
         return self.predictor.crop_scores(views, [1])[0]
@@ -156,19 +173,21 @@ async def uploaded_images(request: Request, config: ServeConfig) -> list[tuple[s
     return [(file.filename or f"file{i}", await file.read()) for i, file in enumerate(files)]
 
 
+def decode_one(name: str, data: bytes) -> Image.Image:
+    """An uploaded file as an RGB image; 422 naming it when it is not a usable image."""
+    def read() -> bytes:
+        check_header(data[:16])
+        return data
+
+    image, reason = read_image(read)
+    if image is None:
+        raise ClientError(422, f"{name}: {reason}")
+    return image
+
+
 def decode_all(state: State, images: list[tuple[str, bytes]]) -> torch.Tensor:
     """N x 1 x 3 x S x S views; 422 naming the first file that is not a usable image."""
-    views = []
-    for name, data in images:
-        def read(data: bytes = data) -> bytes:
-            check_header(data[:16])
-            return data
-
-        image, reason = read_image(read)
-        if image is None:
-            raise ClientError(422, f"{name}: {reason}")
-        views.append(state.transform(image))
-    return torch.stack(views)
+    return torch.stack([state.transform(decode_one(name, data)) for name, data in images])
 
 
 async def predict(request: Request, state: State) -> dict[str, Any]:
@@ -195,6 +214,42 @@ async def predict(request: Request, state: State) -> dict[str, Any]:
                             for p in predictions],
             "timings": {"decode_ms": 1000 * (decoded - start), "model_ms": 1000 * (done - decoded),
                         "total_ms": 1000 * (done - start)}}
+
+
+async def explain_image(request: Request, state: State) -> dict[str, Any]:
+    """One image's heat map over the view the model saw, as a PNG data URL, with its class."""
+    from googlenet.visual.options import DEFAULT_EXPLAIN_LAYER, EXPLAIN_METHODS
+
+    check_api_key(request, state.config)
+    backend = state.predictor.backend.name
+    if backend != "torch":
+        raise ClientError(501, f"explanations need the torch backend; this server runs {backend}")
+    query = request.query_params
+    method = query.get("method", "gradcam")
+    if method not in EXPLAIN_METHODS:
+        raise ClientError(422, f"method must be one of {', '.join(EXPLAIN_METHODS)}, got {method!r}")
+    images = await uploaded_images(request, state.config)
+    if len(images) != 1:
+        raise ClientError(422, f"send one image to explain, not {len(images)}")
+
+    def run() -> dict[str, Any]:
+        from googlenet.errors import ConfigError
+        from googlenet.visual.explain import overlay_png
+
+        try:
+            explainer = state.explainer()
+        except ConfigError as error:  # Captum is not installed
+            raise ClientError(501, str(error)) from None
+        try:
+            result = explainer(decode_one(*images[0]), query.get("class"),
+                               query.get("layer", DEFAULT_EXPLAIN_LAYER), method)
+        except ValueError as error:  # an unknown layer or class, named with the choices
+            raise ClientError(422, str(error)) from None
+        return {"file": images[0][0], "class": result.class_name, "probability": result.probability,
+                "layer": result.layer, "method": result.method,
+                "overlay": "data:image/png;base64," + base64.b64encode(overlay_png(result)).decode()}
+
+    return await asyncio.get_running_loop().run_in_executor(None, run)
 
 
 def parse_top_k(text: str | None, default: int) -> int:
@@ -275,6 +330,16 @@ def create_app(config: ServeConfig) -> FastAPI:
                   "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
     async def predict_route(request: Request) -> dict[str, Any]:
         return await predict(request, current())
+
+    @app.post("/v1/explain", summary="where the network looked: a heat-map overlay of one image",
+              description="Query: `class` (name or index; default the top class), `layer` (default "
+                          "4e), `method` (gradcam, gradcam++, integrated-gradients). Torch backend.",
+              openapi_extra={"requestBody": {"content": {
+                  "multipart/form-data": {"schema": {"type": "object", "properties": {
+                      "files": {"type": "string", "format": "binary"}}}},
+                  "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def explain_route(request: Request) -> dict[str, Any]:
+        return await explain_image(request, current())
 
     @app.get("/v1/model", summary="the model: variant, classes, preprocessing, backend, sha256")
     async def model_route(request: Request) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 "use strict";
-// The page: send each chosen image to POST /v1/predict, show its top-5 as bars.
+// The page: send each chosen image to POST /v1/predict, show its top-5 as bars, and (torch
+// backend) beside them the Grad-CAM overlay from POST /v1/explain.
 const $ = (id) => document.getElementById(id);
 const keyInput = $("key");
+let backend = "";
 
 function headers() {
   const key = keyInput.value || localStorage.getItem("googlenet-key") || "";
@@ -19,6 +21,7 @@ async function loadModel() {
   if (response.status === 401) { $("key-box").hidden = false; $("key-box").open = true; }
   if (!response.ok) { $("model").textContent = "model: unavailable"; return; }
   const model = await response.json();
+  backend = model.backend;
   $("model").textContent =
     `${model.id} · variant ${model.variant} · ${model.num_classes} classes · ${model.backend}`;
 }
@@ -36,10 +39,37 @@ function card(file) {
   const status = document.createElement("p");
   status.className = "muted";
   status.textContent = "predicting…";
-  body.append(title, status);
+  const result = document.createElement("div");
+  result.className = "result";
+  const list = document.createElement("div");
+  result.append(list);
+  body.append(title, status, result);
   element.append(image, body);
   $("results").prepend(element);
-  return { body, status };
+  return { body: list, result, status };
+}
+
+async function explain(file, result) {
+  const form = new FormData();
+  form.append("files", file, file.name);
+  const figure = document.createElement("figure");
+  figure.className = "overlay";
+  const caption = document.createElement("figcaption");
+  caption.textContent = "where it looked…";
+  figure.append(caption);
+  result.append(figure);
+  try {
+    const response = await fetch("/v1/explain", { method: "POST", body: form, headers: headers() });
+    const answer = await response.json();
+    if (!response.ok) { caption.textContent = answer.error || `error ${response.status}`; return; }
+    const overlay = document.createElement("img");
+    overlay.alt = `Grad-CAM of ${answer.class}`;
+    overlay.src = answer.overlay;
+    figure.prepend(overlay);
+    caption.textContent = `${answer.class}: ${answer.method} on ${answer.layer}`;
+  } catch (error) {
+    caption.textContent = `no overlay (${error})`;
+  }
 }
 
 function bars(body, top) {
@@ -63,7 +93,7 @@ function bars(body, top) {
 }
 
 async function predict(file) {
-  const { body, status } = card(file);
+  const { body, result, status } = card(file);
   const form = new FormData();
   form.append("files", file, file.name);
   const started = performance.now();
@@ -78,6 +108,7 @@ async function predict(file) {
     const ms = performance.now() - started;
     status.textContent = `${ms.toFixed(0)} ms (model ${answer.timings.model_ms.toFixed(0)} ms)`;
     bars(body, answer.predictions[0].top);
+    if (backend === "torch") explain(file, result);
   } catch (error) {
     status.className = "error";
     status.textContent = `the server could not be reached (${error})`;
