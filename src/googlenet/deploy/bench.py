@@ -3,8 +3,9 @@
 Every figure is the median of several timed repetitions after warm-up, and is reported
 as a ratio against a baseline measured in the same run (torchvision's googlenet in
 eager mode: inference at the same batch size, and its training step), plus the
-multiply-add rate it achieves as a fraction of the machine's fp32 matrix-multiply
-ceiling, also measured in the same run. Weights are random (speed does not depend on
+multiply-add rate it achieves as a fraction of the machine's matrix-multiply ceiling
+for its precision, also measured in the same run (fp32: torch.mm; int8: ONNX Runtime's
+MatMulInteger, u8 x s8, the kernels its int8 convolutions use). Weights are random (speed does not depend on
 them); the int8 models are calibrated on generated images, so the bench says nothing
 about their accuracy (`googlenet quantize` measures that).
 """
@@ -29,6 +30,7 @@ from googlenet.arch.costs import network_cost
 from googlenet.arch.table import AUX, get_variant
 from googlenet.arch.tables import render_table
 from googlenet.deploy.export import export_onnx, generated_images, inference_model
+from googlenet.errors import ModelSourceError
 from googlenet.model.network import build_model
 
 NUM_CLASSES = 1000  # ImageNet's head, as torchvision's
@@ -44,7 +46,8 @@ class BenchConfig:
     repeats: int = 5
     compile: bool = True
     calibration_images: int = 32
-    ceiling_size: int = 2048  # n of the n x n x n fp32 matmul that measures the ceiling
+    ceiling_size: int = 2048  # n of the n x n x n matmuls that measure the ceilings
+    openvino: bool = True  # the OpenVINO rows, when it is installed
 
     @staticmethod
     def quick(**overrides) -> BenchConfig:  # noqa: ANN003
@@ -66,6 +69,7 @@ class BenchRow:
     ratio: float = 0.0  # against the baseline of the same task and batch size
     ceiling_fraction: float = 0.0  # achieved multiply-add rate / measured matmul ceiling
     note: str = ""
+    precision: str = "fp32"  # fp32 | int8 | bf16: which ceiling the row is judged against
 
     def __post_init__(self) -> None:
         self.images_per_second = self.batch / self.seconds
@@ -81,6 +85,7 @@ class BenchReport:
     machine: dict[str, str]
     ceiling_gflops: float  # fp32 matmul, GFLOP/s (2 flops per multiply-add)
     rows: list[BenchRow]
+    int8_ceiling_gops: float = 0.0  # int8 matmul, GOP/s (2 ops per multiply-add)
 
 
 def interleaved_medians(runners: list[Callable[[], object]], warmup: int, repeats: int) -> list[float]:
@@ -108,6 +113,41 @@ def matmul_ceiling_gflops(n: int, repeats: int = 5) -> float:
     return 2 * n**3 / interleaved_medians([lambda: torch.mm(a, b)], 2, repeats)[0] / 1e9
 
 
+def int8_matmul_ceiling_gops(n: int, threads: int, repeats: int = 5) -> float:
+    """The machine's int8 matrix-multiply rate (u8 x s8 -> s32, n x n by n x n), GOP/s, through
+    ONNX Runtime's MatMulInteger: the same MLAS kernels (VNNI where the CPU has it) as its int8
+    convolutions."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "int8_ceiling",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
+         helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])],
+        [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    from googlenet.inference.backends import session_options
+
+    session = ort.InferenceSession(model.SerializeToString(), session_options(threads),
+                                   providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    feed = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8),
+            "b": rng.integers(-128, 127, (n, n), dtype=np.int8)}
+    seconds = interleaved_medians([lambda: session.run(None, feed)], 2, repeats)[0]
+    return 2 * n**3 / seconds / 1e9
+
+
+def openvino_version() -> str | None:
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino.__version__.split("-")[0]
+
+
 def machine_info(threads: int) -> dict[str, str]:
     cpu = platform.processor() or platform.machine()
     try:
@@ -121,7 +161,7 @@ def machine_info(threads: int) -> dict[str, str]:
 
     return {"cpu": cpu, "cpus": str(os.cpu_count()), "threads": str(threads),
             "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-            "python": platform.python_version()}
+            "openvino": openvino_version() or "not installed", "python": platform.python_version()}
 
 
 # --- Models ------------------------------------------------------------------------------
@@ -174,6 +214,14 @@ def ort_runner(path: Path, batch: int, size: int, threads: int) -> Callable[[], 
     return lambda: model.run_numpy(x)
 
 
+def openvino_runner(path: Path, batch: int, size: int, threads: int) -> Callable[[], object]:
+    from googlenet.inference.backends import OpenVinoBackend
+
+    model = OpenVinoBackend(path, threads)
+    x = torch.randn(batch, 3, size, size).numpy()
+    return lambda: model.run_numpy(x)
+
+
 def export_plain_onnx(model: nn.Module, path: Path, size: int) -> Path:
     """torchvision's model exported the way a user would: legacy exporter, dynamic batch.
 
@@ -187,7 +235,7 @@ def export_plain_onnx(model: nn.Module, path: Path, size: int) -> Path:
     return path
 
 
-def onnx_models(config: BenchConfig, folder: Path) -> dict[str, Path]:
+def onnx_models(config: BenchConfig, folder: Path, log: Callable[[str], None]) -> dict[str, Path]:
     """fp32 and int8 ONNX files of ours (bn, paper) and of torchvision's, quantized the same way."""
     from googlenet.deploy.quantize import quantize_onnx
 
@@ -201,6 +249,33 @@ def onnx_models(config: BenchConfig, folder: Path) -> dict[str, Path]:
         paths[f"{name}-int8"] = quantize_onnx(paths[name], folder / f"{name}.int8.onnx", calibration)
     paths["tv-int8-ort-ops"] = quantize_onnx(paths["tv"], folder / "tv.int8-ort-ops.onnx", calibration,
                                              ort_default_ops=True)
+    if config.openvino and openvino_version():
+        try:
+            paths.update(openvino_models(config, folder, paths["tv"], calibration))
+        except ModelSourceError as error:  # e.g. the paper variant below 64x64 (export_openvino)
+            log(f"OpenVINO rows left out: {error}")
+    return paths
+
+
+def openvino_models(config: BenchConfig, folder: Path, torchvision_onnx: Path,
+                    calibration: Tensor) -> dict[str, Path]:
+    """OpenVINO IRs: ours as `googlenet export --to openvino` writes them (LRN as one operator),
+    torchvision's converted from its own ONNX export; int8 by `googlenet quantize --engine
+    openvino`'s NNCF settings."""
+    import openvino as ov
+
+    from googlenet.deploy.export import export_openvino, save_openvino
+    from googlenet.deploy.quantize import quantize_openvino
+
+    paths = {"ov-tv": folder / "ov-tv.xml"}
+    save_openvino(ov.convert_model(str(torchvision_onnx)), paths["ov-tv"], {})
+    for variant in ("bn", "paper"):
+        paths[f"ov-{variant}"] = folder / f"ov-{variant}.xml"
+        export_openvino(inference_model(ours(variant)), paths[f"ov-{variant}"], config.input_size,
+                        None, 17, {})
+    for name in ("tv", "bn", "paper"):
+        paths[f"ov-{name}-int8"] = quantize_openvino(paths[f"ov-{name}"], folder / f"ov-{name}.int8.xml",
+                                                     calibration)
     return paths
 
 
@@ -220,7 +295,8 @@ def inference_cases(config: BenchConfig, paths: dict[str, Path],
         cases.append(("ours bn torch.compile", "bn", lambda: compiled_runner(batch, size),
                       "channels_last, BN folded, inductor"))
     for name, key, variant, note in (
-            ("ORT fp32 ours bn", "bn", "bn", "BN folded"), ("ORT fp32 ours paper", "paper", "paper", ""),
+            ("ORT fp32 ours bn", "bn", "bn", "BN folded"),
+            ("ORT fp32 ours paper", "paper", "paper", "LRN as FastLRN's ops"),
             ("ORT fp32 torchvision", "tv", "bn", "its own export"),
             ("ORT int8 ours bn", "bn-int8", "bn", "QDQ per-channel u8s8"),
             ("ORT int8 ours paper", "paper-int8", "paper", "QDQ per-channel u8s8, LRN fp32"),
@@ -228,6 +304,16 @@ def inference_cases(config: BenchConfig, paths: dict[str, Path],
             ("ORT int8 torchvision, ORT's op set", "tv-int8-ort-ops", "bn",
              "QDQ per-channel, quantize_static's default op types")):
         cases.append((name, variant, lambda key=key: ort_runner(paths[key], batch, size, threads), note))
+    for name, key, variant, note in (
+            ("OpenVINO fp32 ours bn", "ov-bn", "bn", "IR, f32 precision hint"),
+            ("OpenVINO fp32 ours paper", "ov-paper", "paper", "IR, LRN as one operator"),
+            ("OpenVINO fp32 torchvision", "ov-tv", "bn", "converted from its ONNX export"),
+            ("OpenVINO int8 ours bn", "ov-bn-int8", "bn", "NNCF"),
+            ("OpenVINO int8 ours paper", "ov-paper-int8", "paper", "NNCF, LRN fp32"),
+            ("OpenVINO int8 torchvision", "ov-tv-int8", "bn", "NNCF, the same settings")):
+        if key in paths:
+            cases.append((name, variant, lambda key=key: openvino_runner(paths[key], batch, size, threads),
+                          note))
     return cases
 
 
@@ -245,7 +331,8 @@ def bench_inference(config: BenchConfig, paths: dict[str, Path],
         for (name, variant, _, note), seconds in zip(
                 cases, interleaved_medians(runners, config.warmup, config.repeats)):
             rows.append(BenchRow(name, "inference", batch, seconds,
-                                 forward_macs(variant, config.input_size), note=note))
+                                 forward_macs(variant, config.input_size), note=note,
+                                 precision="int8" if " int8 " in name else "fp32"))
             log(f"{name}, batch {batch}: {batch / seconds:.1f} images/s")
     return rows
 
@@ -294,7 +381,7 @@ def bench_training(config: BenchConfig, log: Callable[[str], None]) -> list[Benc
     for (name, variant, _, _, bf16), seconds in zip(
             cases, interleaved_medians(steps, config.warmup, config.repeats)):
         rows.append(BenchRow(name, "training", batch, seconds, training_macs(variant, size),
-                             note="bf16 autocast" if bf16 else ""))
+                             note="bf16 autocast" if bf16 else "", precision="bf16" if bf16 else "fp32"))
         log(f"{name}: {batch / seconds:.1f} images/s")
     return rows
 
@@ -302,25 +389,29 @@ def bench_training(config: BenchConfig, log: Callable[[str], None]) -> list[Benc
 # --- The run -----------------------------------------------------------------------------
 
 
-def add_ratios(rows: list[BenchRow], ceiling_gflops: float) -> None:
-    """Ratios against the first row of each (task, batch), which is the baseline."""
+def add_ratios(rows: list[BenchRow], ceiling_gflops: float, int8_ceiling_gops: float) -> None:
+    """Ratios against the first row of each (task, batch), which is the baseline, and each row's
+    share of its precision's ceiling (bf16 rows against fp32's: no bf16 ceiling is measured)."""
     baselines: dict[tuple[str, int], BenchRow] = {}
     for row in rows:
         base = baselines.setdefault((row.task, row.batch), row)
         row.ratio = row.images_per_second / base.images_per_second
-        row.ceiling_fraction = row.images_per_second * row.macs_per_image * 2 / (ceiling_gflops * 1e9)
+        ceiling = int8_ceiling_gops if row.precision == "int8" else ceiling_gflops
+        row.ceiling_fraction = row.images_per_second * row.macs_per_image * 2 / (ceiling * 1e9)
 
 
 def run_bench(config: BenchConfig, log: Callable[[str], None] = lambda _: None) -> BenchReport:
     torch.set_num_threads(config.threads)
     ceiling = matmul_ceiling_gflops(config.ceiling_size)
     log(f"fp32 matmul ceiling: {ceiling:.1f} GFLOP/s")
+    int8_ceiling = int8_matmul_ceiling_gops(config.ceiling_size, config.threads)
+    log(f"int8 matmul ceiling: {int8_ceiling:.1f} GOP/s")
     with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as folder:
-        paths = onnx_models(config, Path(folder))
+        paths = onnx_models(config, Path(folder), log)
         rows = bench_inference(config, paths, log)
     rows += bench_training(config, log)
-    add_ratios(rows, ceiling)
-    return BenchReport(config, machine_info(config.threads), ceiling, rows)
+    add_ratios(rows, ceiling, int8_ceiling)
+    return BenchReport(config, machine_info(config.threads), ceiling, rows, int8_ceiling)
 
 
 def render_bench(report: BenchReport, fmt: str = "text") -> str:
@@ -330,13 +421,15 @@ def render_bench(report: BenchReport, fmt: str = "text") -> str:
              f"{100 * r.ceiling_fraction:.1f}%", r.note] for r in report.rows]
     c, m = report.config, report.machine
     header = (f"{m['cpu']}, {m['cpus']} CPUs, {m['threads']} threads, torch {m['torch']}, "
-              f"onnxruntime {m['onnxruntime']}; {c.input_size}x{c.input_size}, median of {c.repeats} "
-              f"after {c.warmup} warm-up; fp32 matmul ceiling {report.ceiling_gflops:.1f} GFLOP/s")
+              f"onnxruntime {m['onnxruntime']}, openvino {m['openvino']}; {c.input_size}x{c.input_size}, "
+              f"median of {c.repeats} after {c.warmup} warm-up; matmul ceilings: fp32 "
+              f"{report.ceiling_gflops:.1f} GFLOP/s, int8 {report.int8_ceiling_gops:.1f} GOP/s")
     return header + "\n\n" + render_table(headers, rows, fmt)
 
 
 def report_dict(report: BenchReport) -> dict:
     rows = [{**asdict(r), "latency_ms": r.latency_ms} for r in report.rows]
     return {"config": asdict(report.config), "machine": report.machine,
-            "ceiling_gflops": report.ceiling_gflops, "rows": rows}
+            "ceiling_gflops": report.ceiling_gflops, "int8_ceiling_gops": report.int8_ceiling_gops,
+            "rows": rows}
 
