@@ -13,7 +13,7 @@ from googlenet.visual.explain import explain, gradcam, model_view, overlay, reso
 pytest.importorskip("captum", reason="googlenet explain needs Captum (pip install 'googlenet[explain]')")
 
 
-@pytest.mark.parametrize("corner", [(0, 0), (32, 32)])
+@pytest.mark.parametrize("corner", [(0, 0), pytest.param((32, 32), marks=pytest.mark.slow)])
 def test_the_map_lies_on_a_digit_pasted_on_a_blank_canvas(digits_model, pasted_digits, corner):
     """Integrated gradients from black: the canvas is black, so nearly all the mass must lie on the
     pasted digit, wherever it is put (the map is aligned with the image it is drawn over)."""
@@ -56,7 +56,7 @@ def test_a_class_is_named_by_name_or_index():
 def test_maps_of_any_trunk_layer_cover_the_view(digits_model, pasted_digits, method):
     model, artifact = digits_model
     canvas, _ = pasted_digits(0, 16, 16)
-    for layer in ("conv3", "3b", "4e"):
+    for layer in ("conv3", "4e"):
         result = explain(model, canvas, artifact.classes, artifact.preprocessing, layer=layer,
                          method=method, target="7")
         assert result.class_name == "7" and result.layer == model.layer_name(layer)

@@ -1,0 +1,114 @@
+"""`googlenet visualize filters|features|channel` and `googlenet dream` on the digits model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from googlenet.cli.main import main
+from googlenet.data.digits import digits_splits
+from googlenet.data.transforms import Normalize, to_float
+from googlenet.visual.filters import branch_maps, filters_figure
+from googlenet.visual.optimize import (
+    ChannelSettings,
+    DreamSettings,
+    channel_activation,
+    channel_image,
+    dream,
+)
+
+
+def test_the_first_layers_filters_are_drawn_one_tile_each(digits_model):
+    model, _ = digits_model
+    figure = filters_figure(model, "digits")
+    tiles = [ax for ax in figure.axes if ax.images]
+    assert len(tiles) == 64 and tiles[0].images[0].get_array().shape == (7, 7, 3)
+    weights = model.conv1.conv.weight[0].detach().permute(1, 2, 0).numpy()
+    shown = np.asarray(tiles[0].images[0].get_array())
+    assert np.corrcoef(shown.ravel(), weights.ravel())[0, 1] > 0.999  # the weights, rescaled
+
+
+def test_each_branch_of_a_module_gives_its_own_maps(digits_model, pasted_digits):
+    model, artifact = digits_model
+    canvas, _ = pasted_digits(2, 16, 16)
+    view, maps = branch_maps(model, canvas, artifact.preprocessing, "3a")
+    assert view.size == (32, 32)
+    assert [m.maps.shape[0] for m in maps] == [64, 128, 32, 32]  # Table 1's 3a: #1x1, #3x3, #5x5, proj
+    assert [m.label.split(" ")[0] for m in maps] == ["1x1", "3x3", "3x3", "pool"]  # bn: "5x5" is 3x3
+    with torch.no_grad():
+        x = Normalize(artifact.preprocessing)(to_float(view))[None]
+        whole = model.forward_intermediates(x, ["3a"])["3a"][0].numpy()
+    assert np.allclose(np.concatenate([m.maps for m in maps]), whole, atol=1e-5)  # the concatenation
+    with pytest.raises(ValueError, match="'conv3' is not an Inception module; choose one of 3a"):
+        branch_maps(model, canvas, artifact.preprocessing, "conv3")
+
+
+@pytest.mark.slow  # 40 optimisation steps: about 5 s on an idle 2-core CPU, 20 s on a busy one
+def test_the_optimised_image_excites_its_channel_far_more_than_noise_and_photographs(digits_model):
+    """Feature visualisation (Olah et al. 2017) must find what the channel responds to: far more
+    than random noise and than the digits the model was trained on, on average."""
+    model, artifact = digits_model
+    layer, channel, size = "inception4e", 1, 32
+    image = channel_image(model, artifact.preprocessing, layer, channel,
+                          ChannelSettings(size=size, steps=40, jitter=2, lr=0.1))
+    normalise = Normalize(artifact.preprocessing)
+    _, val = digits_splits()
+    photos = F.interpolate(val.images.float(), size=size, mode="bilinear", align_corners=False) / 255
+    noise = torch.rand(16, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reached = channel_activation(model, layer, channel, normalise(to_float(image)[None])).item()
+        by_noise = channel_activation(model, layer, channel, normalise(noise)).mean().item()
+        by_photos = channel_activation(model, layer, channel, normalise(photos)).mean().item()
+    assert reached > 3 * by_noise and reached > 3 * by_photos, (reached, by_noise, by_photos)
+    assert all(p.requires_grad for p in model.parameters())  # the weights were frozen only meanwhile
+
+
+def test_dream_raises_the_layers_activations_on_the_photograph(digits_model, pasted_digits):
+    model, artifact = digits_model
+    canvas, _ = pasted_digits(4, 16, 16)
+    dreamt = dream(model, canvas, artifact.preprocessing, "4c", DreamSettings(octaves=2, steps=4, jitter=2))
+    assert dreamt.size == canvas.size
+    normalise = Normalize(artifact.preprocessing)
+
+    def energy(picture: Image.Image) -> float:
+        with torch.no_grad():
+            x = normalise(to_float(picture))[None]
+            return model.forward_intermediates(x, ["4c"])["4c"].pow(2).mean().item()
+
+    assert energy(dreamt) > 1.5 * energy(canvas)
+
+
+def test_the_commands_write_pictures_and_print_their_paths(digits_run, pasted_digits, tmp_path, capsys,
+                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    canvas, _ = pasted_digits(6, 0, 0)
+    canvas.save("digit.png")
+    model = ["-m", str(digits_run.run_dir)]
+    assert main(["visualize", "filters", *model]) == 0
+    assert main(["visualize", "features", "digit.png", *model, "--module", "4c", "--output", "f.svg"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["wrote filters.png", "wrote f.svg"]
+    assert Image.open("filters.png").format == "PNG" and "<svg" in (tmp_path / "f.svg").read_text()[:500]
+    assert main(["visualize", "filters", *model]) == 2
+    assert "filters.png exists; replace it with --force" in capsys.readouterr().err
+    assert main(["visualize", "channel", *model, "--layer", "3b", "--channel", "480"]) == 2
+    assert "inception3b has 480 channels: choose a channel from 0 to 479" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # two optimisations through the command line
+def test_channel_and_dream_commands_write_pngs(digits_run, pasted_digits, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    canvas, _ = pasted_digits(6, 0, 0)
+    canvas.save("digit.png")
+    model = ["-m", str(digits_run.run_dir)]
+    assert main(["visualize", "channel", *model, "--layer", "3b", "--channel", "5", "--size", "32",
+                 "--steps", "2"]) == 0
+    assert main(["dream", "digit.png", *model, "--octaves", "1", "--steps", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == ["wrote channel-3b-5.png", "wrote digit-dream-4c.png"]
+    assert "inception3b channel 5, mean activation" in out[0] and "(random noise: " in out[0]
+    assert Image.open("channel-3b-5.png").size == (32, 32)
+    assert Image.open("digit-dream-4c.png").size == (64, 64)
