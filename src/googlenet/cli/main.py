@@ -30,26 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def apply_thread_policy(args: argparse.Namespace) -> None:
-    """For a command that runs a model: `--threads N` as given, else the cores that other
-    processes leave free, measured now (googlenet.runtime.threads says why); `train` keeps
-    re-measuring. `bench` sets its own, as the benchmark it is."""
-    if getattr(args, "threads", "absent") == "absent" or args.command == "bench":
-        return
-    from googlenet.runtime.threads import free_cores
-
-    args.threads_measured = args.threads is None
-    if args.threads is None:
-        args.threads = free_cores()
-    import torch
-
-    torch.set_num_threads(args.threads)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        apply_thread_policy(args)
         return args.run(args)
     except (GoogLeNetError, ValueError, FileNotFoundError) as error:
         print(f"googlenet {args.command}: error: {error}", file=sys.stderr)
