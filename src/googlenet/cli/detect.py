@@ -73,6 +73,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    help="the warped regions' size (default 224 with --model, else 64)")
     g.add_argument("--proposals", choices=SETTINGS, default="coarse",
                    help="Selective Search: fast, or coarse (the paper's: superpixels 2x larger)")
+    g.add_argument("--background-ratio", type=float, default=3.0,
+                   help="background crops per object crop (R-CNN's 3: 96 background to 32 objects)")
     g.add_argument("--max-side", type=positive_int, default=500,
                    help="images are shrunk to this many pixels for Selective Search")
     g.add_argument("--val-split", help="regions of this split validate the classifier (default: the "
@@ -100,7 +102,8 @@ def run_train(args: argparse.Namespace) -> int:
         model=args.model, preprocess=args.preprocess, variant=args.variant, output=args.output,
         seed=args.seed, device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         minutes=args.minutes, on_bad=args.bad_annotations, recipe=args.recipe,
-        input_size=args.input_size, proposals=args.proposals, max_side=args.max_side,
+        input_size=args.input_size, proposals=args.proposals,
+        background_ratio=args.background_ratio, max_side=args.max_side,
         cache_dir=args.cache_dir, image_size=args.image_size)
     stop = StopSignals()
     with stop.installed():

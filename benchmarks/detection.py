@@ -1,0 +1,147 @@
+"""Detection on raccoon (Sec. 8): the paper's R-CNN-style detector and Faster R-CNN on a GoogLeNet
+trunk, against torchvision's fasterrcnn_mobilenet_v3_large_320_fpn, one budget each.
+
+    python benchmarks/detection.py --minutes 30            # the issue's budget, about 2 hours in all
+    python benchmarks/detection.py --minutes 6             # what results/detection.md holds
+
+Every detector starts from the same kind of initialisation: no ImageNet weights for anyone (our
+trunks fresh, the peer with weights=None and weights_backbone=None). Each trains on raccoon's
+train split (160 images) for --minutes of wall-clock time, one after the other on the same
+machine, and is evaluated on the test split (40 images): COCO mAP@[.5:.95], AP50 and AP75 by
+pycocotools, VOC AP50, and detection speed (images/s from the decoded image: for R-CNN the
+Selective Search, the warping, the classifier and NMS; nothing cached). R-CNN's budget covers
+the extraction of its region crops and the classifier's training; the Selective Search
+proposals of the training images are computed once before its clock starts (their time is
+reported), as R-CNN precomputes them. Proposal recall is measured on the test splits of
+raccoon and coco128, for both Selective Search settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO / "src"))
+
+from googlenet.detection.data import load_detection  # noqa: E402
+from googlenet.detection.detector import load_detector  # noqa: E402
+from googlenet.detection.evaluate import evaluate_detector  # noqa: E402
+from googlenet.detection.proposals import ProposalCache, measure_recall  # noqa: E402
+from googlenet.detection.train import DetectConfig, train_detection  # noqa: E402
+
+METHODS = ("rcnn", "faster-rcnn", "fasterrcnn-mobilenet")
+LABELS = {"rcnn": "R-CNN style, GoogLeNet region classifier (the paper's, Sec. 8)",
+          "faster-rcnn": "Faster R-CNN, GoogLeNet trunk + FPN (3b, 4e, 5b)",
+          "fasterrcnn-mobilenet": "peer: torchvision fasterrcnn_mobilenet_v3_large_320_fpn"}
+
+
+def recall_rows(cache: ProposalCache) -> list[dict]:
+    rows = []
+    for name in ("raccoon", "coco128"):
+        if not (DATA / name).is_dir():
+            continue
+        samples = load_detection(DATA / name, "test").samples
+        for setting in ("fast", "coarse"):
+            r = measure_recall(samples, setting, cache=cache)
+            rows.append({"data": f"{name} test", "setting": setting, "images": r.images,
+                         "objects": r.objects, "proposals_per_image": r.proposals_per_image,
+                         "recall_50": r.recall[0.5], "recall_70": r.recall[0.7],
+                         "seconds_per_image": r.seconds_per_image})
+            print("recall", rows[-1], flush=True)
+    return rows
+
+
+def config_for(method: str, args: argparse.Namespace, out: Path) -> DetectConfig:
+    common = dict(data=str(DATA / "raccoon"), method=method, split="train", output=str(out / method),
+                  minutes=args.minutes, seed=args.seed, device="cpu")
+    if method == "rcnn":
+        return DetectConfig(**common, proposals=args.proposals, input_size=args.input_size,
+                            batch_size=args.rcnn_batch_size, cache_dir=str(out / "proposals"))
+    return DetectConfig(**common, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        image_size=args.image_size)
+
+
+def run(method: str, args: argparse.Namespace, out: Path) -> dict:
+    config = config_for(method, args, out)
+    prepared = 0.0
+    if method == "rcnn":  # the training images' proposals, before the clock starts
+        start = time.perf_counter()
+        measure_recall(load_detection(DATA / "raccoon", "train").samples, args.proposals,
+                       cache=ProposalCache(out / "proposals"))
+        prepared = time.perf_counter() - start
+    result = train_detection(config, on_message=lambda m: print(f"  [{method}] {m}", flush=True))
+    detector = load_detector(result.run_dir, device="cpu")
+    scores = evaluate_detector(detector, load_detection(DATA / "raccoon", "test"))
+    row = {"method": method, "label": LABELS[method], "train_seconds": result.seconds,
+           "stop": result.stop_reason, "proposal_seconds": prepared, **scores.to_dict()}
+    print(method, json.dumps(row), flush=True)
+    return row
+
+
+def markdown(rows: list[dict], recall: list[dict], args: argparse.Namespace, command: str) -> str:
+    lines = [
+        "# Detection on raccoon (Sec. 8)", "",
+        f"Command: `{command}`", "",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+        f"{__import__('torch').__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Budget: {args.minutes:g} minutes of training per detector, one after the other; no "
+        "ImageNet weights for any detector.", "",
+        "| detector | train (min) | stopped | COCO mAP | COCO AP50 | COCO AP75 | VOC AP50 | images/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {r['label']} | {r['train_seconds'] / 60:.1f} | {r['stop']} | "
+                     f"{100 * r['map']:.2f}% | {100 * r['ap50']:.2f}% | {100 * r['ap75']:.2f}% | "
+                     f"{100 * r['voc_map50']:.2f}% | {r['images_per_second']:.2f} |")
+    for r in rows:
+        if r["proposal_seconds"]:
+            lines += ["", f"R-CNN's training proposals ({args.proposals} Selective Search, 160 images) took "
+                      f"{r['proposal_seconds']:.0f} s before its budget started."]
+    lines += ["", "Selective Search proposals (images shrunk to 500 pixels on the longer side):", "",
+              "| data | setting | images | objects | proposals/image | recall@0.5 | recall@0.7 | s/image |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in recall:
+        lines.append(f"| {r['data']} | {r['setting']} | {r['images']} | {r['objects']} | "
+                     f"{r['proposals_per_image']:.0f} | {100 * r['recall_50']:.1f}% | "
+                     f"{100 * r['recall_70']:.1f}% | {r['seconds_per_image']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per detector")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-detection")
+    parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "detection")
+    parser.add_argument("--proposals", default="coarse", choices=("fast", "coarse"))
+    parser.add_argument("--input-size", type=int, default=64, help="R-CNN's warped regions")
+    parser.add_argument("--rcnn-batch-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=320, help="Faster R-CNN's shorter side")
+    parser.add_argument("--batch-size", type=int, default=4, help="Faster R-CNN's images per step")
+    parser.add_argument("--lr", type=float, default=0.02)
+    parser.add_argument("--epochs", type=int, default=1000, help="Faster R-CNN: the budget stops first")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-recall", action="store_true")
+    args = parser.parse_args()
+    command = "python benchmarks/detection.py " + " ".join(sys.argv[1:])
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = args.out / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    recall = [] if args.skip_recall else recall_rows(ProposalCache(None))
+    rows = [run(method, args, out) for method in args.methods]
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.with_suffix(".json").write_text(json.dumps(
+        {"command": command, "minutes": args.minutes, "rows": rows, "recall": recall}, indent=1))
+    text = markdown(rows, recall, args, command)
+    args.results.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
