@@ -81,3 +81,13 @@ def test_the_command_writes_one_picture_per_image_and_names_problems(digits_run,
     assert main(argv[:2] + argv[3:]) == 2 and "exists; replace it with --force" in capsys.readouterr().err
     assert main(argv[:2] + argv[3:] + ["--layer", "9z"]) == 2
     assert "no layer '9z'; choose from conv1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_both_variants_are_explained(odd_artifact, odd_images, method):
+    from googlenet.artifact.build import model_from_artifact
+
+    model = model_from_artifact(odd_artifact).eval()
+    result = explain(model, Image.open(odd_images[0]), odd_artifact.classes, odd_artifact.preprocessing,
+                     layer="3b", method=method, target="dog")
+    assert result.class_name == "dog" and result.heatmap.shape == (40, 40) and result.view.size == (40, 40)

@@ -98,5 +98,5 @@ def features_figure(view: Image.Image, branches: list[BranchMaps], title: str) -
             if cell == 0:
                 tile.set_title(f"{branch.label}\n{len(branch.maps)} maps, {len(chosen)} most active",
                                fontsize=7, loc="left")
-    figure.suptitle(title, fontsize=9)
+    figure.suptitle(title, fontsize=9, y=1.08)  # above the branch titles
     return figure
