@@ -18,6 +18,7 @@ from googlenet.visual.optimize import (
     channel_activation,
     channel_image,
     dream,
+    pre_relu_map,
 )
 
 
@@ -44,6 +45,18 @@ def test_each_branch_of_a_module_gives_its_own_maps(digits_model, pasted_digits)
     assert np.allclose(np.concatenate([m.maps for m in maps]), whole, atol=1e-5)  # the concatenation
     with pytest.raises(ValueError, match="'conv3' is not an Inception module; choose one of 3a"):
         branch_maps(model, canvas, artifact.preprocessing, "conv3")
+
+
+@pytest.mark.parametrize(("layer", "channel"), [("conv1", 3), ("conv3", 100), ("inception3a", 70),
+                                              ("inception4e", 700), ("maxpool3", 5)])
+def test_the_objective_before_the_relu_is_the_activation_after_it(digits_model, layer, channel):
+    model, _ = digits_model
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        after = model.forward_intermediates(x, [layer])[layer][:, channel]
+        before = pre_relu_map(model, layer, channel, x)
+    assert torch.allclose(before.clamp(min=0), after, atol=1e-5)
+    assert layer == "maxpool3" or (before < 0).any()  # really before the ReLU
 
 
 @pytest.mark.slow  # 40 optimisation steps: about 5 s on an idle 2-core CPU, 20 s on a busy one

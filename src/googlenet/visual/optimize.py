@@ -25,6 +25,7 @@ from torch import Tensor
 from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.transforms import Normalize, as_pil, to_float
 from googlenet.errors import ConfigError
+from googlenet.model.layers import ConvUnit, Inception
 from googlenet.model.network import GoogLeNet
 
 # Lucid's square root of the ImageNet RGB colour covariance: optimising in this basis
@@ -104,6 +105,44 @@ def channel_activation(model: GoogLeNet, layer: str, channel: int, x: Tensor) ->
     return model.forward_intermediates(x, [layer])[layer][:, channel].mean(dim=(1, 2))
 
 
+def channel_pre_relu(model: GoogLeNet, layer: str, channel: int, x: Tensor) -> Tensor:
+    """The channel's mean over space before its ReLU, where the layer ends in one (a convolution
+    or an Inception module): the objective Olah et al. optimised on InceptionV1 ("mixed4a_pre_relu"),
+    which gives a gradient even where the channel starts switched off. Other layers: after."""
+    return pre_relu_map(model, layer, channel, x).mean(dim=(1, 2))
+
+
+def pre_relu_map(model: GoogLeNet, layer: str, channel: int, x: Tensor) -> Tensor:
+    """N x H x W: the channel's map before its layer's last ReLU (after it, for other layers)."""
+    module = getattr(model, layer)
+    position = model.feature_names.index(layer)
+    if not isinstance(module, (ConvUnit, Inception)):
+        return model.forward_intermediates(x, [layer])[layer][:, channel]
+    if position > 0:
+        before = model.feature_names[position - 1]
+        x = model.forward_intermediates(x, [before])[before]
+    unit, index = (module, channel) if isinstance(module, ConvUnit) else branch_unit(module, channel)
+    if isinstance(module, Inception):
+        branch = [b for b in (module.branch1, module.branch2, module.branch3, module.branch4)
+                  if b is unit or (isinstance(b, torch.nn.Sequential) and b[-1] is unit)][0]
+        if isinstance(branch, torch.nn.Sequential):
+            x = branch[:-1](x)
+    out = unit.conv(x)
+    if unit.bn is not None:
+        out = unit.bn(out)
+    return out[:, index]
+
+
+def branch_unit(module: Inception, channel: int) -> tuple[ConvUnit, int]:
+    """The ConvUnit that makes `channel` of the module's concatenated output, and its index there."""
+    for branch in (module.branch1, module.branch2, module.branch3, module.branch4):
+        unit = branch if isinstance(branch, ConvUnit) else branch[-1]
+        if channel < unit.conv.out_channels:
+            return unit, channel
+        channel -= unit.conv.out_channels
+    raise ConfigError(f"channel out of range by {channel}")
+
+
 def channel_image(model: GoogLeNet, preprocessing: Preprocessing, layer: str, channel: int,
                   settings: ChannelSettings = ChannelSettings()) -> Image.Image:
     """The image that most excites `channel` of `layer` (model in eval mode; weights untouched)."""
@@ -116,7 +155,7 @@ def channel_image(model: GoogLeNet, preprocessing: Preprocessing, layer: str, ch
         for _ in range(settings.steps):
             optimizer.zero_grad()
             x = normalise(robust_view(image(), settings, generator))
-            loss = -channel_activation(model, name, channel, x).sum()
+            loss = -channel_pre_relu(model, name, channel, x).sum()
             loss.backward()
             optimizer.step()
     with torch.no_grad():
