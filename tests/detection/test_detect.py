@@ -113,3 +113,32 @@ def test_faster_rcnn_resumes(coco, tmp_path):
     assert [r["epoch"] for r in read_metrics(run)] == [1, 1, 2] and not read_metrics(run)[0]["complete"]
     scores = evaluate_detector(load_detector(run), load_detection(coco))
     assert scores.images == 3 and 0.0 <= scores.coco.ap50 <= 1.0
+
+
+def test_budgets_fit_the_schedule_and_the_epochs():
+    from googlenet.detection.loop import lr_factor
+    from googlenet.detection.train import epochs_for_budget
+
+    assert epochs_for_budget(60.0, regions=1000, images_per_second=50.0) == 3
+    assert epochs_for_budget(1.0, regions=1000, images_per_second=50.0) == 1  # at least one
+    assert lr_factor(0, 100, 10, 0.0, 0.0) == pytest.approx(0.001)  # warm-up from 0.1%
+    assert lr_factor(50, 100, 10, 0.0, 0.0) == pytest.approx(0.5)  # cosine over the steps
+    assert lr_factor(20, 100, 10, elapsed=30.0, budget=60.0) == pytest.approx(0.5)  # over the clock
+    assert lr_factor(20, 100, 10, elapsed=90.0, budget=60.0) == pytest.approx(0.0)
+
+
+def test_train_images_skip_unreadable_files(voc):
+    from googlenet.detection.loop import TrainImages
+
+    (voc / "images" / "a.png").write_bytes(b"")
+    images = TrainImages(load_detection(voc), size=48, seed=0)
+    assert len(images) == 2 and "a.png" in images.skipped[0] and "empty file" in images.skipped[0]
+    image, target = images[0]
+    assert min(image.shape[-2:]) == 48 and target["labels"].min() >= 1  # 0 is background
+    assert (target["boxes"][:, 2] <= image.shape[-1]).all()
+
+
+def test_proposals_command_prints_recall(voc, capsys):
+    assert main(["detect", "proposals", "--data", str(voc), "--setting", "fast", "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["setting"] == "fast" and row["objects"] == 4 and row["recall"]["0.5"] == 1.0

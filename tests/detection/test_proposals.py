@@ -74,3 +74,10 @@ def test_regions_are_labelled_by_iou_in_the_documented_ratio(voc, tmp_path):
     assert len(list((tmp_path / "regions").rglob("*.png"))) == counts.objects + counts.background
     folders = sorted(p.name for p in (tmp_path / "regions").iterdir())
     assert folders == sorted([BACKGROUND, "bar", "square"])
+
+
+def test_an_unreadable_image_is_skipped_and_named(voc, tmp_path):
+    (voc / "images" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+    counts = extract_regions(load_detection(voc), tmp_path / "regions", RegionConfig(warp_size=16),
+                             ProposalCache(None))
+    assert counts.images == 2 and len(counts.skipped) == 1 and "b.png" in counts.skipped[0]

@@ -194,7 +194,7 @@ def measure_speed(train_config) -> float:  # noqa: ANN001 - a TrainConfig
         loss.backward()
         optimizer.step()
         times.append(time.perf_counter() - start)
-    return batch / min(times[1:])
+    return 0.8 * batch / sorted(times)[1]  # the median step, with a margin: the machine may be shared
 
 
 def count_regions(folder: Path) -> int:
