@@ -78,10 +78,12 @@ def odd_images(tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture
-def one_thread():
-    """One intra-op thread (for ONNX Runtime tests): two spinning runtimes slow each other down."""
+def one_thread(monkeypatch):
+    """One intra-op thread (for ONNX Runtime tests): two spinning runtimes slow each other down.
+    OMP_NUM_THREADS too, which the CLI's thread policy respects."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     yield
     torch.set_num_threads(threads)
 

@@ -113,3 +113,27 @@ def test_a_broken_ir_is_a_clear_error(tmp_path):
     bad.write_text("<net")
     with pytest.raises(ModelSourceError, match="not a readable OpenVINO IR"):
         load_artifact(bad)
+
+
+def test_serve_answers_from_the_openvino_backend_as_predict_does(digits_run, tmp_path):
+    import httpx
+    from helpers import running
+    from PIL import Image
+
+    from googlenet.deploy.export import export_model
+    from googlenet.inference.predictor import Predictor
+    from googlenet.serving.app import ServeConfig
+
+    ir_path = export_model(load_artifact(digits_run.run_dir), "openvino", tmp_path / "bn.xml").path
+    photo = tmp_path / "digit.png"
+    Image.effect_noise((20, 20), 60).convert("RGB").save(photo)
+    with running(ServeConfig(model=str(ir_path), backend="openvino", threads=1)) as url:
+        model = httpx.get(f"{url}/v1/model", timeout=30).json()
+        response = httpx.post(f"{url}/v1/predict", files=[("files", ("digit.png", photo.read_bytes()))],
+                              params={"top_k": 3}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert "openvino" in json.dumps(model)
+    expected = Predictor.load(digits_run.run_dir).predict_files([photo], top_k=3)[0]
+    top = response.json()["predictions"][0]["top"]
+    assert [t["class"] for t in top] == expected.classes
+    assert [t["probability"] for t in top] == pytest.approx(expected.probabilities, abs=1e-4)

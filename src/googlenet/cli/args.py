@@ -56,7 +56,8 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: all cores)")
+    p.add_argument("--threads", type=positive_int,
+                   help="intra-op threads (default: the cores that other processes leave free)")
 
 
 def add_force(p: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ Importing this module imports no torch: each command imports what it runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -30,9 +31,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def apply_thread_policy(args: argparse.Namespace) -> None:
+    """For a command that runs a model: `--threads N` as given, else OMP_NUM_THREADS when set
+    (torchrun sets it), else the cores that other processes leave free, measured now
+    (googlenet.runtime.threads says why); `train` keeps re-measuring those. `bench` sets its
+    own, as the benchmark it is."""
+    if getattr(args, "threads", "absent") == "absent" or args.command == "bench":
+        return
+    from googlenet.runtime.threads import free_cores
+
+    pinned = os.environ.get("OMP_NUM_THREADS", "")
+    if args.threads is None and pinned.isdigit() and int(pinned) > 0:
+        args.threads = int(pinned)
+    args.threads_measured = args.threads is None
+    if args.threads is None:
+        args.threads = free_cores()
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        apply_thread_policy(args)
         return args.run(args)
     except (GoogLeNetError, ValueError, FileNotFoundError) as error:
         print(f"googlenet {args.command}: error: {error}", file=sys.stderr)

@@ -45,9 +45,12 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_serve)
 
 
-def threads_per_worker(workers: int, threads: int | None) -> int:
-    """Never more threads in all than cores: N processes share them."""
-    return threads or max(1, (os.cpu_count() or 1) // workers)
+def threads_per_worker(workers: int, threads: int | None, measured: bool = False) -> int:
+    """Never more threads in all than cores: N processes share the free cores (measured at
+    start, unless --threads was given)."""
+    if threads and not measured:
+        return threads
+    return max(1, (threads or os.cpu_count() or 1) // workers)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -55,9 +58,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from googlenet.serving.app import CONFIG_VARIABLE, ServeConfig, create_app
 
+    threads = threads_per_worker(args.workers, args.threads, getattr(args, "threads_measured", False))
     config = ServeConfig(
         model=args.model, backend=args.backend, device=args.device, preprocess=args.preprocess,
-        threads=threads_per_worker(args.workers, args.threads), max_batch=args.max_batch,
+        threads=threads, max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout_s=args.timeout_s,
         max_upload_mb=args.max_upload_mb, max_images=args.max_images, api_key=args.api_key,
         cors_origins=tuple(args.cors_origin))

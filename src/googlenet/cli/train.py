@@ -146,13 +146,16 @@ def run_train(args: argparse.Namespace) -> int:
     recipe = args.recipe or default_recipe(overrides)
     config = apply(load_recipe(recipe)) if not args.resume else TrainConfig()
     stop = StopSignals()
-    if args.threads:
-        import torch
+    show = console(config.run.quiet or overrides.get("quiet", False))
+    callbacks = [show]
+    if getattr(args, "threads_measured", False) and int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # Threads follow the free cores while training (main set them once; --threads fixes
+        # them). Not under torchrun, which gives each process one thread.
+        from googlenet.training.loop import FollowFreeCores
 
-        torch.set_num_threads(args.threads)
+        callbacks.append(FollowFreeCores(say=show.on_message))
     with stop.installed():  # from the start, so that an early Ctrl-C still ends cleanly
-        result = train(config, resume=args.resume, overrides=apply,
-                       callbacks=[console(config.run.quiet or overrides.get("quiet", False))],
+        result = train(config, resume=args.resume, overrides=apply, callbacks=callbacks,
                        should_stop=stop, max_steps=args.max_steps)
     if result.stop_reason != "completed":
         print(f"continue with: googlenet train --resume {result.run_dir}", flush=True)

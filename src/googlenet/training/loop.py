@@ -39,6 +39,7 @@ from googlenet.runtime.distributed import (
     shutdown_distributed,
 )
 from googlenet.runtime.files import DirectoryLock, remove_stale_temporaries
+from googlenet.runtime.threads import AdaptiveThreads
 from googlenet.training.averaging import ModelEma
 from googlenet.training.checkpoint import (
     all_finite,
@@ -105,6 +106,30 @@ class Callback:
 class PrintMessages(Callback):
     def on_message(self, message: str) -> None:
         print(message, flush=True)
+
+
+class FollowFreeCores(Callback):
+    """torch's intra-op threads follow the cores other processes leave free, re-measured every
+    `interval` seconds (runtime.threads: why, and the measurement). For one process per
+    machine: under torchrun each rank is the others' competitor (torchrun sets one thread)."""
+
+    def __init__(self, say: Callable[[str], None] = lambda _: None, interval: float = 5.0) -> None:
+        self.policy, self.say, self.started = AdaptiveThreads(interval), say, False
+
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        if not self.started:  # the first epoch of this call: measure before the first step
+            self.started = True
+            threads = self.policy.start()
+            if threads < self.policy.cores:
+                self.say(f"{threads} of {self.policy.cores} cores free: other processes use the rest; "
+                         "using " + ("1 thread" if threads == 1 else f"{threads} threads"))
+
+    def on_batch(self, result: EpochResult, mean_loss: float) -> None:
+        change = self.policy.update()
+        if change is not None:
+            threads, load = change
+            self.say(f"intra-op threads now {threads} (other processes used {load:.1f} of "
+                     f"{self.policy.cores} cores over the last {self.policy.interval:g} s)")
 
 
 class Hooks(Callback):

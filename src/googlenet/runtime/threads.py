@@ -1,0 +1,123 @@
+"""Intra-op threads on a CPU that other processes may be using.
+
+PyTorch (OpenMP) and ONNX Runtime split each operator's work evenly over their threads and
+wait for the slowest. When another process holds one of the cores, the thread on that core
+runs only part of the time and every operator waits for it, while the waiting threads spin:
+on 2 cores with one busy competitor, training ran at 0.3x of its quiet speed, below the fair
+share of 0.5x (benchmarks/shared_cpu.py). Spinning less (OMP_WAIT_POLICY=PASSIVE) helped when
+busy but cost 20% when quiet. Using only the cores that are free avoids both: the policy here
+is threads = usable cores - the cores other processes are using (at least one), measured from
+the kernel's CPU counters and re-measured while a run goes on, so that threads come back when
+the competitor leaves. DataLoader workers are other processes too, so threads plus busy
+workers never exceed the cores.
+
+Linux only (/proc); elsewhere, and with an explicit thread count, nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HOLDS_A_CORE = 0.5  # another process using half a core or more counts as holding it
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    at: float  # time.monotonic()
+    busy: int  # jiffies all CPUs spent running anything, from /proc/stat
+    own: int  # jiffies this process spent running (all its threads), from /proc/self/stat
+
+
+def cpu_sample() -> CpuSample | None:
+    """The kernel's CPU counters now, or None where /proc is missing.
+
+    Processes of lower priority than ours (a higher nice value: `nice` column) are not counted:
+    they yield to us, and since they fill whatever cores we leave idle, counting them would
+    keep our threads down for good. When we are niced ourselves, our time is in that column,
+    so it is counted.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        own_fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    utime, stime = int(own_fields[11]), int(own_fields[12])  # fields 14 and 15 of proc(5)
+    niced = int(own_fields[16]) > 0  # field 19: our nice value
+    busy = user + system + irq + softirq + steal + (nice if niced else 0)
+    return CpuSample(time.monotonic(), busy, utime + stime)
+
+
+def others_load(start: CpuSample, end: CpuSample) -> float:
+    """Cores' worth of CPU that other processes used between two samples."""
+    seconds = end.at - start.at
+    if seconds <= 0:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return max(0.0, ((end.busy - start.busy) - (end.own - start.own)) / ticks / seconds)
+
+
+def threads_for(cores: int, load: float) -> int:
+    """Threads to use when other processes use `load` cores of `cores`."""
+    held = int(load + (1 - HOLDS_A_CORE))
+    return max(1, min(cores, cores - held))
+
+
+def free_cores(window: float = 0.2) -> int:
+    """Threads to use now: the usable cores minus those other processes are using, measured
+    over `window` seconds (all usable cores where that cannot be measured)."""
+    cores = usable_cores()
+    start = cpu_sample()
+    if start is None:
+        return cores
+    time.sleep(window)
+    end = cpu_sample()
+    return cores if end is None else threads_for(cores, others_load(start, end))
+
+
+class AdaptiveThreads:
+    """torch's intra-op threads following the free cores, re-measured every `interval`
+    seconds from the time between two `update` calls (no sleeping: call it once a step)."""
+
+    def __init__(self, interval: float = 5.0, cores: int | None = None) -> None:
+        self.interval, self.cores = interval, cores or usable_cores()
+        self.last = cpu_sample()
+        self.threads = self.cores
+
+    def start(self) -> int:
+        """Set the threads from a short measurement now; returns them."""
+        import torch
+
+        self.threads = min(self.cores, free_cores())
+        torch.set_num_threads(self.threads)
+        self.last = cpu_sample()
+        return self.threads
+
+    def update(self) -> tuple[int, float] | None:
+        """(threads, others' load) when the thread count changed, else None."""
+        import torch
+
+        if self.last is None or time.monotonic() - self.last.at < self.interval:
+            return None
+        now = cpu_sample()
+        if now is None:
+            return None
+        load = others_load(self.last, now)
+        self.last = now
+        threads = threads_for(self.cores, load)
+        if threads == self.threads:
+            return None
+        self.threads = threads
+        torch.set_num_threads(threads)
+        return threads, load
