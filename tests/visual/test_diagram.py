@@ -3,6 +3,8 @@ count, output size and cost must be in them (read back from the SVG's text)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -68,3 +70,14 @@ def test_the_command_writes_png_refuses_to_overwrite_and_names_bad_input(tmp_pat
     assert "no Inception module '6a'; choose one of 3a" in capsys.readouterr().err
     assert main(["diagram", "--naive", "--output", str(tmp_path / "n.png")]) == 2
     assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
+
+
+def test_the_command_imports_no_torch(tmp_path):
+    """`python -X importtime` lists every module imported: the diagram needs the table only."""
+    argv = ["diagram", "--module", "3a", "--output", str(tmp_path / "3a.svg")]
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "googlenet", *argv],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "googlenet.visual.diagram" in modules and "matplotlib" in modules
+    assert not {m for m in modules if m.split(".")[0] in ("torch", "torchvision")}
