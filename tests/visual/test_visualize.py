@@ -125,3 +125,13 @@ def test_channel_and_dream_commands_write_pngs(digits_run, pasted_digits, tmp_pa
     assert "inception3b channel 5, mean activation" in out[0] and "(random noise: " in out[0]
     assert Image.open("channel-3b-5.png").size == (32, 32)
     assert Image.open("digit-dream-4c.png").size == (64, 64)
+
+
+def test_an_exported_graph_is_refused_by_name(digits_model, monkeypatch, capsys):
+    from googlenet.weights import sources
+
+    _, artifact = digits_model
+    monkeypatch.setattr(sources, "load_artifact", lambda *a, **k: artifact.without_weights())
+    assert main(["visualize", "filters", "-m", "model.onnx"]) == 2
+    assert "model.onnx is an exported graph: pictures of the network need its weights" in (
+        capsys.readouterr().err)

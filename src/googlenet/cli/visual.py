@@ -58,11 +58,15 @@ def load_for_pictures(args: argparse.Namespace):  # noqa: ANN201 - (GoogLeNet, A
     import torch
 
     from googlenet.artifact.build import model_from_artifact
+    from googlenet.errors import ModelSourceError
     from googlenet.weights.sources import load_artifact
 
     if args.threads:
         torch.set_num_threads(args.threads)
     artifact = load_artifact(args.model, preprocess=args.preprocess)
+    if artifact.state_dict is None:
+        raise ModelSourceError(f"{args.model} is an exported graph: pictures of the network need its "
+                               "weights (a run, a checkpoint, imagenet, bvlc or a weights file)")
     return model_from_artifact(artifact, aux_logits=False).eval(), artifact
 
 
