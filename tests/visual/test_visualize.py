@@ -59,14 +59,13 @@ def test_the_objective_before_the_relu_is_the_activation_after_it(digits_model, 
     assert layer == "maxpool3" or (before < 0).any()  # really before the ReLU
 
 
-@pytest.mark.slow  # 40 optimisation steps: about 5 s on an idle 2-core CPU, 20 s on a busy one
 def test_the_optimised_image_excites_its_channel_far_more_than_noise_and_photographs(digits_model):
     """Feature visualisation (Olah et al. 2017) must find what the channel responds to: far more
     than random noise and than the digits the model was trained on, on average."""
     model, artifact = digits_model
     layer, channel, size = "inception4e", 1, 32
     image = channel_image(model, artifact.preprocessing, layer, channel,
-                          ChannelSettings(size=size, steps=40, jitter=2, lr=0.1))
+                          ChannelSettings(size=size, steps=20, jitter=2, lr=0.1))  # ~2 s
     normalise = Normalize(artifact.preprocessing)
     _, val = digits_splits()
     photos = F.interpolate(val.images.float(), size=size, mode="bilinear", align_corners=False) / 255
