@@ -137,3 +137,18 @@ def test_serve_answers_from_the_openvino_backend_as_predict_does(digits_run, tmp
     top = response.json()["predictions"][0]["top"]
     assert [t["class"] for t in top] == expected.classes
     assert [t["probability"] for t in top] == pytest.approx(expected.probabilities, abs=1e-4)
+
+
+def test_auto_runs_fp32_onnx_on_onnxruntime_and_int8_onnx_on_openvino(digits_run, tmp_path):
+    from googlenet.inference.backends import open_backend, runs_on
+
+    fp32 = tmp_path / "bn.onnx"
+    from googlenet.deploy.export import export_model, generated_images
+    from googlenet.deploy.quantize import quantize_onnx
+
+    export_model(load_artifact(digits_run.run_dir), "onnx", fp32)
+    int8 = quantize_onnx(fp32, tmp_path / "bn.int8.onnx", generated_images(4, 32))
+    assert runs_on(load_artifact(fp32)) == ("onnxruntime", "openvino")
+    assert runs_on(load_artifact(int8)) == ("openvino", "onnxruntime")  # measured faster for QDQ
+    assert open_backend(load_artifact(int8), threads=1).name == "openvino"
+    assert open_backend(load_artifact(int8), "onnxruntime", threads=1).name == "onnxruntime"

@@ -168,11 +168,10 @@ class TorchScriptBackend:
 def runs_on(artifact: Artifact) -> tuple[str, ...]:
     """The backends that can run `artifact`, the automatic choice first.
 
-    Weights run on torch; an OpenVINO IR on openvino; TorchScript on torchscript. An .onnx file
-    runs on ONNX Runtime and on OpenVINO: ONNX Runtime first, because in `googlenet bench` it
-    ran our fp32 and QDQ int8 .onnx files faster than OpenVINO did (OpenVINO's int8 lead is
-    with its own NNCF-quantized IR: `googlenet quantize --engine openvino`); OpenVINO when ONNX
-    Runtime is not installed.
+    Weights run on torch; an OpenVINO IR on openvino; TorchScript on torchscript. An .onnx
+    file runs on ONNX Runtime and on OpenVINO; the choice is the faster for its precision,
+    measured side by side on the same files (benchmarks/auto_backend.py, results/auto_backend.md):
+    fp32 ONNX Runtime, int8 (QDQ) OpenVINO. Whichever is installed when only one is.
     """
     if artifact.state_dict is not None:
         return ("torch",)
@@ -180,8 +179,18 @@ def runs_on(artifact: Artifact) -> tuple[str, ...]:
     if suffix == ".xml":
         return ("openvino",)
     if suffix == ".onnx":
-        return ("onnxruntime", "openvino") if installed("onnxruntime") else ("openvino", "onnxruntime")
+        order = ("openvino", "onnxruntime") if is_quantized_onnx(artifact.source) else (
+            "onnxruntime", "openvino")
+        return tuple(sorted(order, key=lambda name: not installed(name)))  # stable: installed first
     return ("torchscript",)
+
+
+def is_quantized_onnx(path: str | Path) -> bool:
+    """Whether an .onnx graph is int8 (QDQ or QOperator nodes)."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    return any(node.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for node in graph.node)
 
 
 def installed(module: str) -> bool:
