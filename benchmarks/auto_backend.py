@@ -43,8 +43,8 @@ def main() -> int:
         for variant in ("bn", "paper"):
             files[f"{variant} fp32"] = Path(tmp) / f"{variant}.onnx"
             export_onnx(inference_model(ours(variant)), files[f"{variant} fp32"], 224, None, 17, {})
-            files[f"{variant} int8"] = quantize_onnx(files[f"{variant} fp32"], Path(tmp) / f"{variant}.int8.onnx",
-                                                     generated_images(32, 224))
+            files[f"{variant} int8"] = quantize_onnx(
+                files[f"{variant} fp32"], Path(tmp) / f"{variant}.int8.onnx", generated_images(32, 224))
         for name, path in files.items():
             for backend in (OnnxBackend(path, args.threads), OpenVinoBackend(path, args.threads)):
                 for batch, x in batches.items():
@@ -54,7 +54,8 @@ def main() -> int:
     lines = ["# .onnx files on ONNX Runtime and on OpenVINO", "",
              f"Command: `python benchmarks/auto_backend.py --repeats {args.repeats}`. Machine: "
              f"{platform.processor() or platform.machine()}, {args.threads} threads. Images/s.", "",
-             "| file | batch | onnxruntime | openvino | openvino / onnxruntime |", "| --- | --- | --- | --- | --- |"]
+             "| file | batch | onnxruntime | openvino | openvino / onnxruntime |",
+             "| --- | --- | --- | --- | --- |"]
     for name in files:
         for batch in batches:
             ort, ov = (batch / seconds[(name, b, batch)] for b in ("onnxruntime", "openvino"))
