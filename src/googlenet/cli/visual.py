@@ -229,8 +229,8 @@ def run_channel(args: argparse.Namespace) -> int:
     print(f"wrote {save_image(image, output, args.force)}: {name} channel {args.channel}, mean "
           f"activation {reached:.3g} (random noise: {baseline:.3g})")
     if reached == 0:
-        print("the channel stayed at 0: it gave no gradient from the starting image; try another "
-              "--seed", file=sys.stderr)
+        print("the channel stayed at 0 after its ReLU: try more --steps or another --seed",
+              file=sys.stderr)
     return 0
 
 
