@@ -52,11 +52,21 @@ def child_train(recipe: str, data: str | None, policy: str, warm: int, steps: in
     from googlenet.training.loop import Callback, FollowFreeCores, train
 
     class Timer(Callback):
+        """Training steps only: time between consecutive batches of one epoch, after `warm`."""
+
         def __init__(self) -> None:
-            self.times: list[tuple[float, int]] = []
+            self.count, self.seconds, self.images = 0, 0.0, 0
+            self.previous: tuple[float, int] | None = None
+
+        def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+            self.previous = None  # validation and checkpoints lie between epochs
 
         def on_batch(self, result, mean_loss) -> None:  # noqa: ANN001
-            self.times.append((time.perf_counter(), result.images))
+            now = time.perf_counter()
+            if self.previous is not None and self.count >= warm:
+                self.seconds += now - self.previous[0]
+                self.images += result.images - self.previous[1]
+            self.previous, self.count = (now, result.images), self.count + 1
 
     timer = Timer()
     callbacks = [timer] + ([FollowFreeCores()] if policy == "free cores" else [])
@@ -66,8 +76,7 @@ def child_train(recipe: str, data: str | None, policy: str, warm: int, steps: in
             overrides.update(path="", train_dir=f"{data}/train", val_dir=f"{data}/val")
         config = with_overrides(load_recipe(recipe), overrides)
         train(config, callbacks=callbacks, max_steps=warm + steps)
-    (t0, n0), (t1, n1) = timer.times[warm - 1], timer.times[warm + steps - 1]
-    return (n1 - n0) / (t1 - t0)
+    return timer.images / timer.seconds
 
 
 def child_infer(backend: str, policy: str, calls: int) -> float:
