@@ -73,6 +73,7 @@ def test_unknown_class_missing_image_and_broken_file(voc, coco):
     (voc / "annotations" / "b.xml").write_text("<annotation><filename>")
     data = load_voc(voc, on_bad="skip")
     assert [s.name for s in data.samples] == ["a.png"] and len(data.skipped) == 2
+    assert [s.name for s in load_voc(voc, "train", on_bad="skip").samples] == ["a.png"]  # b skipped
     path = coco / "annotations" / "instances_train2017.json"
     values = json.loads(path.read_text())
     values["annotations"][0]["category_id"] = 99

@@ -61,6 +61,9 @@ def test_rcnn_train_resume_evaluate_predict(voc, tmp_path, capsys):
     values = json.loads(capsys.readouterr().out)
     assert {"map", "ap50", "ap75", "voc_ap50", "images_per_second"} <= set(values)
     assert values["images"] == 1 and 0.0 <= values["map"] <= 1.0 and set(values["voc_ap50"]) <= {"square"}
+    assert main(["detect", "evaluate", "-m", str(run), "--split", "all"]) == 0
+    text = capsys.readouterr()
+    assert "COCO mAP@[.5:.95]" in text.out and "3 images" in text.err
 
     out = tmp_path / "pictures"
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")

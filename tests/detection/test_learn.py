@@ -16,7 +16,8 @@ SETTINGS = {  # what each detector needs to fit 8 images from fresh weights
     # 10 background crops per object crop: the 8 images' ~400 proposals each are mostly background,
     # and R-CNN's 3 leave too many kinds of background unseen for the ranking to be right.
     "rcnn": dict(epochs=12, batch_size=64, input_size=32, background_ratio=10.0),
-    "faster-rcnn": dict(epochs=60, batch_size=4, lr=0.02, image_size=192),
+    # from fresh weights: as many steps as 9 minutes give, the cosine decay over them
+    "faster-rcnn": dict(epochs=1000, minutes=9.0, batch_size=4, lr=0.02, image_size=160),
 }
 
 

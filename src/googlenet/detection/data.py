@@ -153,8 +153,8 @@ def select(data: DetectionData, names: list[str] | None, where: str) -> Detectio
         by_key[s.name] = s
         by_key.setdefault(s.image.stem, s)
     missing = [n for n in names if n not in by_key]
-    skipped_files = {entry.split(": ")[0] for entry in data.skipped}
-    really_missing = [n for n in missing if not any(n in f for f in skipped_files)]
+    # under the skip policy, an image dropped for a bad annotation is named in `skipped`
+    really_missing = [n for n in missing if not any(Path(n).stem in entry for entry in data.skipped)]
     if really_missing:
         raise DataError(f"{where} lists {really_missing[0]}, which the annotations do not have")
     samples = [by_key[n] for n in names if n in by_key]
