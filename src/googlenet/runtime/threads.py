@@ -42,10 +42,9 @@ class CpuSample:
 def cpu_sample() -> CpuSample | None:
     """The kernel's CPU counters now, or None where /proc is missing.
 
-    Processes of lower priority than ours (a higher nice value: `nice` column) are not counted:
-    they yield to us, and since they fill whatever cores we leave idle, counting them would
-    keep our threads down for good. When we are niced ourselves, our time is in that column,
-    so it is counted.
+    Processes of lower priority (niced) count like any other: they do not get out of the way
+    fast enough. Measured here, a `googlenet train` epoch ran at 382 images/s alone and at 106
+    beside one nice-19 training process, which took about one core.
     """
     try:
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
@@ -54,9 +53,7 @@ def cpu_sample() -> CpuSample | None:
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
     utime, stime = int(own_fields[11]), int(own_fields[12])  # fields 14 and 15 of proc(5)
-    niced = int(own_fields[16]) > 0  # field 19: our nice value
-    busy = user + system + irq + softirq + steal + (nice if niced else 0)
-    return CpuSample(time.monotonic(), busy, utime + stime)
+    return CpuSample(time.monotonic(), user + nice + system + irq + softirq + steal, utime + stime)
 
 
 def others_load(start: CpuSample, end: CpuSample) -> float:
