@@ -110,6 +110,14 @@ def under(name: str, prefix: str) -> bool:
     return not prefix or name.startswith(prefix + "/")
 
 
+def train_folder(tree: Tree) -> str:
+    """The shallowest train/ folder of the tree, or "" (the root) when it has none: where its
+    training images are, with or without a val/ beside it (e.g. CIFAR-10's train.tar alone)."""
+    trains = sorted((d for d in tree.dirs if posixpath.basename(d) == "train"),
+                    key=lambda d: (d.count("/"), d))
+    return trains[0] if trains else ""
+
+
 def find_splits(tree: Tree) -> tuple[str, str] | None:
     """The shallowest train/ folder and the val/ (else test/) folder beside it; None when the
     tree has no train/ folder (one set of class folders)."""

@@ -252,7 +252,7 @@ def onnx_models(config: BenchConfig, folder: Path, log: Callable[[str], None]) -
     if config.openvino and openvino_version():
         try:
             paths.update(openvino_models(config, folder, paths["tv"], calibration))
-        except ModelSourceError as error:  # e.g. the paper variant below 64x64 (export_openvino)
+        except ModelSourceError as error:  # a model OpenVINO cannot convert: the other rows stand
             log(f"OpenVINO rows left out: {error}")
     return paths
 

@@ -111,6 +111,39 @@ class OperatorLRN(nn.LocalResponseNorm):
         return _LRNOperator.apply(x, self.size, self.alpha, self.beta, self.k)
 
 
+class FloorModeMaxPool(nn.Module):
+    """A ceil-mode max pool (the paper's pools, Sec. 5 / Caffe's rounding up) as an explicit
+    -inf padding and a floor-mode pool: the same numbers, and a graph that OpenVINO's
+    converter accepts at every input size (it refuses a ceil-mode 3x3 window over a 2x2 map,
+    which PyTorch allows). The padding is fixed for the exported input size."""
+
+    def __init__(self, pool: nn.MaxPool2d) -> None:
+        super().__init__()
+        self.kernel, self.stride, self.padding = (nn.modules.utils._pair(v) for v in (
+            pool.kernel_size, pool.stride, pool.padding))
+
+    def forward(self, x: Tensor) -> Tensor:
+        pads: list[int] = []
+        for axis in (1, 0):  # F.pad takes the last dimension (width) first
+            size, k, s, p = (int(x.shape[2 + axis]), self.kernel[axis], self.stride[axis],
+                             self.padding[axis])
+            out = -(-(size + 2 * p - k) // s) + 1  # PyTorch's ceil-mode output size
+            if (out - 1) * s >= size + p:  # the last window must start inside the input
+                out -= 1
+            pads += [p, p + max(0, (out - 1) * s + k - (size + 2 * p))]
+        return F.max_pool2d(F.pad(x, pads, value=float("-inf")), self.kernel, self.stride)
+
+
+def floor_mode_pools(model: nn.Module) -> nn.Module:
+    """Every ceil-mode MaxPool2d of `model` replaced by a FloorModeMaxPool (in place)."""
+    for name, module in model.named_children():
+        if isinstance(module, nn.MaxPool2d) and module.ceil_mode:
+            setattr(model, name, FloorModeMaxPool(module))
+        else:
+            floor_mode_pools(module)
+    return model
+
+
 def swap_lrn(model: nn.Module, lrn_type: type[nn.LocalResponseNorm]) -> nn.Module:
     """Every LocalResponseNorm of `model` replaced by an `lrn_type` of the same settings
     (in place)."""
@@ -224,12 +257,11 @@ def export_openvino(model: GoogLeNet, path: Path, size: int, batch: int | None, 
 
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        export_onnx(model, onnx_path, size, batch, opset, {}, lrn=OperatorLRN)
+        export_onnx(floor_mode_pools(copy.deepcopy(model)), onnx_path, size, batch, opset, {},
+                    lrn=OperatorLRN)
         try:
             converted = ov.convert_model(str(onnx_path))
         except Exception as error:  # OpenVINO's OpConversionFailure, with pages of detail
-            # Seen at small inputs: a ceil-mode pool whose 3x3 window is larger than its 2x2
-            # input, which PyTorch allows and OpenVINO refuses.
             raise ModelSourceError(f"OpenVINO cannot convert this model at input size {size}: "
                                    f"{str(error).strip().splitlines()[-1]}") from None
     save_openvino(converted, path, metadata)

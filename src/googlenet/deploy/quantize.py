@@ -31,7 +31,7 @@ from googlenet.data.config import AugmentConfig, DataConfig, recorded_data
 from googlenet.data.datasets import ImageFileDataset
 from googlenet.data.images import is_image_file, read_image
 from googlenet.data.load import load_datasets
-from googlenet.data.sources import find_splits, open_tree, split_from_tree
+from googlenet.data.sources import find_splits, open_tree, split_from_tree, train_folder
 from googlenet.data.subsets import evenly_spaced
 from googlenet.data.transforms import eval_transform
 from googlenet.deploy.export import dataset_images, export_model, set_onnx_metadata
@@ -99,8 +99,7 @@ def training_split_images(source: str, prep: Preprocessing, count: int) -> Tenso
         dataset = load_datasets(data, AugmentConfig(policy="none"), seed=0, prep=prep).train
     else:
         tree = open_tree(source, None)
-        prefixes = find_splits(tree)
-        dataset = ImageFileDataset(split_from_tree(tree, prefixes[0] if prefixes else ""),
+        dataset = ImageFileDataset(split_from_tree(tree, train_folder(tree)),
                                    eval_transform(prep), 0, prep.input_size)
     images = [dataset[i][0] for i in evenly_spaced(count, len(dataset))]  # type: ignore[arg-type]
     return torch.stack([image for image in images if image is not None])
