@@ -112,10 +112,11 @@ class OperatorLRN(nn.LocalResponseNorm):
 
 
 class FloorModeMaxPool(nn.Module):
-    """A ceil-mode max pool (the paper's pools, Sec. 5 / Caffe's rounding up) as an explicit
-    -inf padding and a floor-mode pool: the same numbers, and a graph that OpenVINO's
-    converter accepts at every input size (it refuses a ceil-mode 3x3 window over a 2x2 map,
-    which PyTorch allows). The padding is fixed for the exported input size."""
+    """A ceil-mode max pool (the paper's pools, Sec. 5 / Caffe's rounding up) whose window is
+    larger than its input, as an explicit -inf padding and a floor-mode pool: the same numbers,
+    and a graph that OpenVINO's converter accepts (it refuses a ceil-mode 3x3 window over a 2x2
+    map, which PyTorch allows; at 32x32 the last pool has one). Where the window fits, the
+    pool is left as it is. The padding is fixed for the exported input size."""
 
     def __init__(self, pool: nn.MaxPool2d) -> None:
         super().__init__()
@@ -123,6 +124,11 @@ class FloorModeMaxPool(nn.Module):
             pool.kernel_size, pool.stride, pool.padding))
 
     def forward(self, x: Tensor) -> Tensor:
+        k, s, p = self.kernel, self.stride, self.padding
+        if all(k[i] <= int(x.shape[2 + i]) + 2 * p[i] for i in (0, 1)):
+            # The window fits: the plain ceil-mode pool, which OpenVINO converts (and runs in
+            # int8: a -inf padding would stay in float).
+            return F.max_pool2d(x, k, s, p, ceil_mode=True)
         pads: list[int] = []
         for axis in (1, 0):  # F.pad takes the last dimension (width) first
             size, k, s, p = (int(x.shape[2 + axis]), self.kernel[axis], self.stride[axis],
