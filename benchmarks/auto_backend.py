@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import write_report  # noqa: E402 - benchmarks/report.py, beside this script
 
 from googlenet.deploy.bench import interleaved_medians, ours
 from googlenet.deploy.export import export_onnx, generated_images, inference_model
@@ -60,9 +61,7 @@ def main() -> int:
         for batch in batches:
             ort, ov = (batch / seconds[(name, b, batch)] for b in ("onnxruntime", "openvino"))
             lines.append(f"| {name} | {batch} | {ort:.1f} | {ov:.1f} | {ov / ort:.2f}x |")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.output, lines)
     return 0
 
 

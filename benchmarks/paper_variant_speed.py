@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from report import write_report  # noqa: E402 - benchmarks/report.py, beside this script
 
 from googlenet.deploy.export import OperatorLRN, export_onnx, generated_images, inference_model, swap_lrn
 from googlenet.deploy.quantize import quantize_onnx
@@ -84,9 +85,7 @@ def main() -> int:
         base = "bn int8" if "int8" in name else "bn fp32"
         lines.append(f"| {name} | {rate[(name, 32)]:.1f} | {rate[(name, 32)] / rate[(base, 32)]:.2f}x | "
                      f"{rate[(name, 1)]:.1f} | {rate[(name, 1)] / rate[(base, 1)]:.2f}x |")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.output, lines)
     return 0
 
 

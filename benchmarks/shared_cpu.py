@@ -29,6 +29,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = REPO.parent / "shared" / "data" / "cifar10" / "train.tar"
+from report import write_report  # noqa: E402 - benchmarks/report.py, beside this script
+
 RESULTS = REPO / "benchmarks" / "results" / "shared_cpu.md"
 WORKLOADS = ("train digits", "train cifar10 fast", "infer torch eager", "infer onnxruntime fp32")
 POLICIES = ("all cores", "free cores")
@@ -199,9 +201,7 @@ def main() -> int:
             lines.append(f"| {workload} | {policy} | {threads[(workload, policy, False)]} / "
                          f"{threads[(workload, policy, True)]} | {quiet:.1f} | {busy:.1f} | "
                          f"{busy / quiet:.2f}x | {quiet / old_quiet:.2f}x |")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.output, lines)
     return 0
 
 

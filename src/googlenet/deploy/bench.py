@@ -206,20 +206,17 @@ def torch_runner(model: nn.Module, batch: int, size: int,
     return run
 
 
+def file_runner(backend: str, path: Path, batch: int, size: int, threads: int) -> Callable[[], object]:
+    """A runner of an exported file on `backend` ('onnxruntime' or 'openvino')."""
+    from googlenet.inference.backends import OnnxBackend, OpenVinoBackend
+
+    model = (OpenVinoBackend if backend == "openvino" else OnnxBackend)(path, threads)
+    x = torch.randn(batch, 3, size, size).numpy()
+    return lambda: model.run_numpy(x)
+
+
 def ort_runner(path: Path, batch: int, size: int, threads: int) -> Callable[[], object]:
-    from googlenet.inference.backends import OnnxBackend
-
-    model = OnnxBackend(path, threads)
-    x = torch.randn(batch, 3, size, size).numpy()
-    return lambda: model.run_numpy(x)
-
-
-def openvino_runner(path: Path, batch: int, size: int, threads: int) -> Callable[[], object]:
-    from googlenet.inference.backends import OpenVinoBackend
-
-    model = OpenVinoBackend(path, threads)
-    x = torch.randn(batch, 3, size, size).numpy()
-    return lambda: model.run_numpy(x)
+    return file_runner("onnxruntime", path, batch, size, threads)
 
 
 def export_plain_onnx(model: nn.Module, path: Path, size: int) -> Path:
@@ -294,6 +291,7 @@ def inference_cases(config: BenchConfig, paths: dict[str, Path],
     if config.compile:
         cases.append(("ours bn torch.compile", "bn", lambda: compiled_runner(batch, size),
                       "channels_last, BN folded, inductor"))
+    # (name, key in `paths`, variant, note); OpenVINO rows only where its files were made.
     for name, key, variant, note in (
             ("ORT fp32 ours bn", "bn", "bn", "BN folded"),
             ("ORT fp32 ours paper", "paper", "paper", "LRN as FastLRN's ops"),
@@ -302,9 +300,7 @@ def inference_cases(config: BenchConfig, paths: dict[str, Path],
             ("ORT int8 ours paper", "paper-int8", "paper", "QDQ per-channel u8s8, LRN fp32"),
             ("ORT int8 torchvision", "tv-int8", "bn", "quantized the same way"),
             ("ORT int8 torchvision, ORT's op set", "tv-int8-ort-ops", "bn",
-             "QDQ per-channel, quantize_static's default op types")):
-        cases.append((name, variant, lambda key=key: ort_runner(paths[key], batch, size, threads), note))
-    for name, key, variant, note in (
+             "QDQ per-channel, quantize_static's default op types"),
             ("OpenVINO fp32 ours bn", "ov-bn", "bn", "IR, f32 precision hint"),
             ("OpenVINO fp32 ours paper", "ov-paper", "paper", "IR, LRN as one operator"),
             ("OpenVINO fp32 torchvision", "ov-tv", "bn", "converted from its ONNX export"),
@@ -312,8 +308,9 @@ def inference_cases(config: BenchConfig, paths: dict[str, Path],
             ("OpenVINO int8 ours paper", "ov-paper-int8", "paper", "NNCF, LRN fp32"),
             ("OpenVINO int8 torchvision", "ov-tv-int8", "bn", "NNCF, the same settings")):
         if key in paths:
-            cases.append((name, variant, lambda key=key: openvino_runner(paths[key], batch, size, threads),
-                          note))
+            backend = "openvino" if key.startswith("ov-") else "onnxruntime"
+            cases.append((name, variant, lambda key=key, backend=backend: file_runner(
+                backend, paths[key], batch, size, threads), note))
     return cases
 
 
