@@ -17,8 +17,7 @@ TRAINING = ["torchvision train NCHW fp32", "ours bn train NCHW fp32", "ours bn t
 
 def test_quick_bench_reports_every_row(tmp_path):
     output = tmp_path / "bench.json"
-    # In its own process, as users run it: after the rest of the suite in one process, OpenVINO,
-    # ONNX Runtime and torch's thread pools together crashed this test (SIGSEGV) on 2 cores.
+    # In its own process, as users run it.
     # One thread: two spinning threads on a shared 2-core machine make timings erratic.
     done = subprocess.run([sys.executable, "-m", "googlenet", "bench", "--quick", "--no-compile",
                            "--threads", "1", "--input-size", "32", "--json", str(output)],

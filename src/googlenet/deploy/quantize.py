@@ -15,6 +15,7 @@ on the same engine.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import tempfile
 from collections.abc import Iterator
@@ -156,14 +157,14 @@ def quantize_onnx(fp32_path: Path, output: Path, calibration: Tensor, per_channe
 def quantize_openvino(fp32_path: Path, output: Path, calibration: Tensor) -> Path:
     """fp32 IR or .onnx -> int8 IR with NNCF, calibrated on `calibration`, metadata carried over."""
     import nncf
-    import openvino as ov
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 
     from googlenet.artifact.files import openvino_metadata
     from googlenet.deploy.export import save_openvino
+    from googlenet.runtime import openvino as openvino_runtime
     from googlenet.weights.sources import onnx_metadata
 
-    model = ov.Core().read_model(str(fp32_path))
+    model = openvino_runtime.core().read_model(str(fp32_path))
     samples = [np.ascontiguousarray(calibration[i:i + 1].float().numpy()) for i in range(len(calibration))]
     # Global min-max activation ranges (as ONNX Runtime's calibration) and no bias correction:
     # on the digits model NNCF's defaults (ranges averaged over samples, bias correction) agreed
@@ -171,10 +172,13 @@ def quantize_openvino(fp32_path: Path, output: Path, calibration: Tensor) -> Pat
     advanced = nncf.AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX,
         disable_bias_correction=True)
-    with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars: the CLI's stdout is for results
+    # NNCF compiles on Cores of its own, gone before the thread gets its signal stack back
+    # (runtime/openvino.py); its progress bars are silenced (the CLI's stdout is for results).
+    with contextlib.redirect_stdout(io.StringIO()), openvino_runtime.signal_stack_kept():
         quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples),
                                   preset=nncf.QuantizationPreset.PERFORMANCE,
                                   advanced_parameters=advanced)
+        gc.collect()
     metadata = (openvino_metadata(fp32_path) if fp32_path.suffix.lower() == ".xml"
                 else onnx_metadata(fp32_path))
     save_openvino(quantized, output, metadata)

@@ -11,6 +11,7 @@ the file backends). `open_backend` picks one for an artifact.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +24,7 @@ from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.record import Artifact
 from googlenet.errors import ModelSourceError
 from googlenet.inference.options import BACKENDS
+from googlenet.runtime import openvino as openvino_runtime
 
 
 class Backend(Protocol):
@@ -123,18 +125,14 @@ class OpenVinoBackend:
     device = torch.device("cpu")
 
     def __init__(self, path: str | Path, threads: int | None = None, precision: str = "f32") -> None:
-        try:
-            import openvino as ov
-        except ImportError:
-            raise ModelSourceError("the openvino backend needs OpenVINO: pip install 'googlenet[openvino]'"
-                                   ) from None
+        if importlib.util.find_spec("openvino") is None:
+            raise ModelSourceError("the openvino backend needs OpenVINO: pip install 'googlenet[openvino]'")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"model {self.path} does not exist")
-        core = ov.Core()
         try:
-            model = core.read_model(str(self.path))
-            self.compiled = core.compile_model(model, "CPU", openvino_config(threads, precision))
+            model = openvino_runtime.core().read_model(str(self.path))
+            self.compiled = openvino_runtime.compile_model(model, openvino_config(threads, precision))
         except Exception as error:  # OpenVINO raises RuntimeError with its own text for bad files
             raise ModelSourceError(f"{self.path} is not a model OpenVINO can run: {error}") from None
         self.request = self.compiled.create_infer_request()
