@@ -58,6 +58,7 @@ def weights_of(path: Path) -> dict[str, torch.Tensor]:
             **{f"ema.{k}": v for k, v in state["ema"]["module"].items()}}
 
 
+@pytest.mark.slow  # three torchrun jobs of two processes: about a minute
 def test_two_processes_train_and_resume_exactly_on_every_rank(tmp_path):
     """An epoch on two processes straight, and the same epoch stopped after 9 steps and
     resumed: each rank draws its own dropout, so every rank's RNG state must be restored."""

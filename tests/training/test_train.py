@@ -32,17 +32,15 @@ def config(tmp_path, **overrides):
     return with_overrides(load_recipe("digits"), base)
 
 
-def test_a_run_writes_its_files(tmp_path):
-    messages = Messages()
-    result = train(config(tmp_path, epochs="2", batch_size="64"), callbacks=[messages])
-    lines = messages.lines
-    run = tmp_path / "run"
-    assert result.stop_reason == "completed" and result.run_dir == run
+def test_a_run_writes_its_files(digits_run):
+    """The session's 4-epoch digits run (tests/conftest.py): every file a run promises."""
+    run = digits_run.run_dir
+    assert digits_run.stop_reason == "completed"
     names = {p.name for p in run.iterdir()}
     assert {"config.yaml", "metrics.jsonl", "tensorboard", "last.pt", "best.pt", "curves.png"} <= names
     assert any(p.name.startswith("events.out.tfevents") for p in (run / "tensorboard").iterdir())
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
     for key in ("epoch", "lr", "train_loss", "val_loss", "val_top1", "val_top5",
                 "images_per_second", "seconds"):
         assert isinstance(records[-1][key], (int, float)), key
@@ -52,9 +50,16 @@ def test_a_run_writes_its_files(tmp_path):
                 "classes", "artifact"):
         assert key in state, key
     assert state["classes"] == [str(d) for d in range(10)]
-    assert state["progress"]["epoch"] == 2
-    assert any(line.startswith("epoch 2/2") for line in lines)
-    assert "run directory" in lines[0]
+    assert state["progress"]["epoch"] == 4
+
+
+def test_a_run_says_where_it_writes_and_each_epoch(tmp_path):
+    messages = Messages()
+    data = image_folder(tmp_path / "images", bad=0)
+    result = train(config(tmp_path, path=str(data), epochs="2", batch_size="8"), callbacks=[messages])
+    assert result.stop_reason == "completed" and result.run_dir == tmp_path / "run"
+    assert "run directory" in messages.lines[0]
+    assert any(line.startswith("epoch 2/2") for line in messages.lines)
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path):
@@ -162,12 +167,14 @@ def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert "stopping after this step" in err and "--resume" in out
     progress = load_checkpoint(run / "last.pt")["progress"]
     assert progress["batch_in_epoch"] > 0  # mid-epoch
-    epochs = progress["epoch"] + 1  # finish the interrupted epoch
-    resumed = cli("--resume", str(run), "--epochs", str(epochs), "--quiet")
+    resumed = cli("--resume", str(run), "--max-steps", str(progress["step"] + 2), "--quiet")  # 2 more
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    assert load_checkpoint(run / "last.pt")["progress"]["epoch"] == epochs
-    assert (run / "metrics.jsonl").read_text().count("\n") == epochs
+    after = load_checkpoint(run / "last.pt")["progress"]
+    assert after["step"] == progress["step"] + 2
+    same_epoch = (progress["epoch"], progress["batch_in_epoch"] + 2)
+    # (unless the interrupted epoch ended on the way)
+    assert (after["epoch"], after["batch_in_epoch"]) == same_epoch or after["epoch"] == progress["epoch"] + 1
 
 
 def test_precision_choices():
