@@ -229,6 +229,10 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
 
     class Relay(Callback):
         def on_message(self, message: str) -> None:
+            if deadline is not None and time.perf_counter() > deadline and not should_stop():
+                # the engine sees the budget as a stop request; say which
+                message = message.replace("on a stop signal", f"at the end of the {config.minutes:g}-"
+                                          "minute budget")
             on_message(message)
 
     def stop() -> bool:
