@@ -84,7 +84,7 @@ def child_train(recipe: str, data: str | None, policy: str, warm: int, steps: in
 def child_infer(backend: str, policy: str, calls: int) -> float:
     import torch
 
-    from googlenet.deploy.bench import ort_runner, ours, torch_runner
+    from googlenet.deploy.bench import file_runner, ours, torch_runner
     from googlenet.deploy.export import export_onnx, inference_model
 
     threads = torch.get_num_threads()
@@ -94,7 +94,7 @@ def child_infer(backend: str, policy: str, calls: int) -> float:
         else:
             path = Path(folder) / "bn.onnx"
             export_onnx(inference_model(ours("bn")), path, 224, None, 17, {})
-            run = ort_runner(path, 32, 224, threads)
+            run = file_runner("onnxruntime", path, 32, 224, threads)
         run()
         start = time.perf_counter()
         for _ in range(calls):

@@ -215,10 +215,6 @@ def file_runner(backend: str, path: Path, batch: int, size: int, threads: int) -
     return lambda: model.run_numpy(x)
 
 
-def ort_runner(path: Path, batch: int, size: int, threads: int) -> Callable[[], object]:
-    return file_runner("onnxruntime", path, batch, size, threads)
-
-
 def export_plain_onnx(model: nn.Module, path: Path, size: int) -> Path:
     """torchvision's model exported the way a user would: legacy exporter, dynamic batch.
 
