@@ -76,6 +76,19 @@ def test_regions_are_labelled_by_iou_in_the_documented_ratio(voc, tmp_path):
     assert folders == sorted([BACKGROUND, "bar", "square"])
 
 
+def test_all_background_keeps_every_proposal_and_repeats_the_objects_to_the_ratio(voc):
+    sample = load_detection(voc).samples[1]
+    objects = np.array([[30, 20, 70, 40], [31, 21, 69, 39]], np.float32)  # on the bar: IoU >= 0.5
+    background = np.array([[x, 0, x + 8, 8] for x in range(0, 80, 4)], np.float32)  # 20, IoU 0
+    proposals = np.concatenate([objects, background])
+    for ratio, repeats in ((3.0, 2), (1.0, 5), (10.0, 1)):  # round(20 / (ratio x 4)), at least 1
+        config = RegionConfig(background_ratio=ratio, all_background=True)
+        boxes, labels = choose_regions(proposals, sample, config, np.random.default_rng(0))
+        assert labels.count(-1) == 20 and len(labels) - 20 == 4 * repeats and len(boxes) == len(labels)
+        assert sorted(map(tuple, boxes[labels.index(-1):].tolist())) == sorted(map(tuple, background.tolist()))
+        assert sorted(labels[:4 * repeats]) == sorted([0, 1, 0, 0] * repeats)  # 2 ground truth + 2
+
+
 def test_an_unreadable_image_is_skipped_and_named(voc, tmp_path):
     (voc / "images" / "b.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
     counts = extract_regions(load_detection(voc), tmp_path / "regions", RegionConfig(warp_size=16),

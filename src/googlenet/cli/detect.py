@@ -75,6 +75,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    help="Selective Search: fast, or coarse (the paper's: superpixels 2x larger)")
     g.add_argument("--background-ratio", type=float, default=3.0,
                    help="background crops per object crop (R-CNN's 3: 96 background to 32 objects)")
+    g.add_argument("--all-background", action="store_true",
+                   help="keep every background proposal and repeat the object crops to the ratio "
+                   "(R-CNN's sampling; epochs grow with the proposals)")
     g.add_argument("--max-side", type=positive_int, default=500,
                    help="images are shrunk to this many pixels for Selective Search")
     g.add_argument("--val-split", help="regions of this split validate the classifier (default: the "
@@ -103,7 +106,8 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed, device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         minutes=args.minutes, on_bad=args.bad_annotations, recipe=args.recipe,
         input_size=args.input_size, proposals=args.proposals,
-        background_ratio=args.background_ratio, max_side=args.max_side,
+        background_ratio=args.background_ratio, all_background=args.all_background,
+        max_side=args.max_side,
         cache_dir=args.cache_dir, image_size=args.image_size)
     stop = StopSignals()
     with stop.installed():

@@ -6,7 +6,9 @@ square regardless of its aspect ratio, and labelled by its best IoU with a groun
 at least 0.5, that box's class; below 0.5, background. Per image, every ground-truth box
 and up to `positives` object proposals are kept, with `background_ratio` (3, R-CNN's 32 objects
 to 96 background in each batch) times as many background proposals drawn at random (at least
-`min_background`). The crops are written as class folders, one `__background__`, so that
+`min_background`); or, with `all_background`, every background proposal, the object crops
+repeated so that an epoch keeps that ratio: R-CNN's own sampling, which draws each batch's 32
+objects and 96 background from all of an image set's windows. The crops are written as class folders, one `__background__`, so that
 `googlenet train` fine-tunes the region classifier like any classifier.
 """
 
@@ -44,6 +46,7 @@ class RegionConfig:
     positives: int = 16  # object proposals per image at most (ground-truth boxes come on top)
     background_ratio: float = 3.0
     min_background: int = 8
+    all_background: bool = False  # every background proposal; object crops repeated to the ratio
     seed: int = 0
 
 
@@ -109,8 +112,13 @@ def choose_regions(proposals: np.ndarray, sample: Sample, config: RegionConfig,
     keep = ~sample.ignore
     boxes = [sample.boxes[keep], proposals[positive]]
     labels = list(sample.labels[keep]) + list(classes[positive])
-    count = max(config.min_background, round(config.background_ratio * len(labels)))
-    negative = rng.permutation(negative)[:count]
+    if config.all_background:
+        # objects are rare among the proposals: repeat them, as R-CNN's batches oversample them
+        repeats = max(1, round(len(negative) / max(1.0, config.background_ratio * len(labels))))
+        boxes, labels = boxes * repeats, labels * repeats
+    else:
+        count = max(config.min_background, round(config.background_ratio * len(labels)))
+        negative = rng.permutation(negative)[:count]
     boxes.append(proposals[negative])
     labels += [-1] * len(negative)
     return np.concatenate(boxes).astype(np.float32).reshape(-1, 4), [int(v) for v in labels]

@@ -58,6 +58,7 @@ class DetectConfig:
     input_size: int | None = None  # default 224 with a model, else 64
     proposals: str = "coarse"
     background_ratio: float = 3.0  # background crops per object crop (R-CNN's 96 to 32)
+    all_background: bool = False  # every background proposal, object crops repeated to the ratio
     max_side: int = DEFAULT_MAX_SIDE
     cache_dir: str | None = str(DEFAULT_CACHE)
     train_overrides: dict[str, Any] = field(default_factory=dict)  # more `googlenet train` fields
@@ -145,7 +146,8 @@ def rcnn_train_config(config: DetectConfig, regions: Path, run_dir: Path, epochs
 
 def region_config(config: DetectConfig, warp_size: int) -> RegionConfig:
     return RegionConfig(setting=config.proposals, max_side=config.max_side, warp_size=warp_size,
-                        background_ratio=config.background_ratio, seed=config.seed)
+                        background_ratio=config.background_ratio,
+                        all_background=config.all_background, seed=config.seed)
 
 
 def prepare_regions(config: DetectConfig, data: DetectionData, regions: Path, warp_size: int,
