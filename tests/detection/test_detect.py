@@ -18,6 +18,7 @@ from googlenet.detection.evaluate import evaluate_detector
 from googlenet.detection.frcnn import GoogLeNetFPN, faster_rcnn, normalisation
 from googlenet.detection.train import DetectConfig, train_detection
 from googlenet.training.runs import read_metrics
+from googlenet.weights.sources import load_artifact
 
 
 @pytest.mark.parametrize("variant", ["bn", "paper"])
@@ -76,6 +77,21 @@ def test_rcnn_train_resume_evaluate_predict(voc, tmp_path, capsys):
     assert "error" in listed[1]
     assert main(["detect", "predict", images[0], "-m", str(run), "--output-dir", str(out)]) == 2
     assert "exists; replace it with --force" in capsys.readouterr().err
+
+
+def test_rcnn_region_classifier_starts_from_a_googlenet_train_run(voc, digits_run, tmp_path):
+    """Sec. 8's region classifier fine-tuned from a classifier run: its trunk, new classes."""
+    run = tmp_path / "rcnn"
+    config = DetectConfig(data=str(voc), model=str(digits_run.run_dir), output=str(run), epochs=1,
+                          input_size=32, cache_dir=None, device="cpu",
+                          train_overrides={"pretrained_lr_scale": 0.0})  # only the new classifier learns
+    assert train_detection(config).stop_reason == "completed"
+    assert read_record(run)["trunk"] == str(digits_run.run_dir)
+    start, tuned = load_artifact(digits_run.run_dir), load_artifact(run)
+    assert set(tuned.classes) == {"__background__", "bar", "square"} and tuned.variant == start.variant
+    name = "inception4e.branch2.1.conv.weight"
+    assert torch.equal(tuned.state_dict[name], start.state_dict[name])  # the run's trunk
+    assert tuned.state_dict["fc.weight"].shape[0] == 3  # the classifier replaced for the regions
 
 
 @pytest.mark.slow
