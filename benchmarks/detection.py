@@ -65,7 +65,7 @@ def config_for(method: str, args: argparse.Namespace, out: Path) -> DetectConfig
     if method == "rcnn":
         return DetectConfig(**common, proposals=args.proposals, input_size=args.input_size,
                             batch_size=args.rcnn_batch_size, background_ratio=args.background_ratio,
-                            cache_dir=str(out / "proposals"))
+                            all_background=args.all_background, cache_dir=str(out / "proposals"))
     return DetectConfig(**common, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                         image_size=args.image_size)
 
@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=32, help="R-CNN's warped regions")
     parser.add_argument("--background-ratio", type=float, default=5.0,
                         help="R-CNN: background crops per object crop")
+    parser.add_argument("--all-background", action="store_true",
+                        help="R-CNN: every background proposal, the object crops repeated to the ratio")
     parser.add_argument("--rcnn-batch-size", type=int, default=64)
     parser.add_argument("--image-size", type=int, default=320, help="Faster R-CNN's shorter side")
     parser.add_argument("--batch-size", type=int, default=4, help="Faster R-CNN's images per step")
