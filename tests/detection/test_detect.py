@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from googlenet import build_model
 from googlenet.artifact.preprocessing import preset
 from googlenet.cli.main import main
 from googlenet.detection.data import load_detection
 from googlenet.detection.detector import load_detector, read_record
-from googlenet.detection.evaluate import evaluate_detector
+from googlenet.detection.evaluate import COLOURS, annotate, evaluate_detector
 from googlenet.detection.frcnn import GoogLeNetFPN, faster_rcnn, normalisation
+from googlenet.detection.metrics import Detections
 from googlenet.detection.train import DetectConfig, train_detection
 from googlenet.training.runs import read_metrics
 from googlenet.weights.sources import load_artifact
@@ -161,3 +164,16 @@ def test_proposals_command_prints_recall(voc, capsys):
     assert main(["detect", "proposals", "--data", str(voc), "--setting", "fast", "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert row["setting"] == "fast" and row["objects"] == 4 and row["recall"]["0.5"] == 1.0
+
+
+def test_the_annotated_label_grows_with_the_picture():
+    """A label drawn at a fixed size is a smudge on a 4000-pixel photograph."""
+    def label_height(side: int) -> int:
+        image = Image.new("RGB", (side, side), (128, 128, 128))
+        box = np.array([[side / 4, side / 4, side * 3 / 4, side * 3 / 4]], np.float32)
+        drawn = annotate(image, Detections(box, np.array([0.9]), np.array([0])), ["raccoon"])
+        column = np.asarray(drawn)[:, side // 4 + side // 100 + 4]  # inside the box, under its label
+        return int(np.all(column == COLOURS[0], axis=1).sum())
+
+    small, large = label_height(300), label_height(1200)
+    assert small >= 5 and large >= 3 * small

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from googlenet.data.images import BadImage
 from googlenet.detection.data import DetectionData
@@ -94,6 +94,8 @@ def annotate(image: Image.Image, detections: Detections, classes: Sequence[str],
     """A copy of `image` with each detection's box, class and score drawn on it."""
     out = image.convert("RGB")
     draw = ImageDraw.Draw(out)
+    # lines and labels grow with the picture, so that they stay legible on a large photograph
+    font = ImageFont.load_default(max(11, round(min(out.size) / 30)))
     for box, s, label in zip(detections.boxes, detections.scores, detections.labels):
         if s < min_score:
             continue
@@ -101,7 +103,7 @@ def annotate(image: Image.Image, detections: Detections, classes: Sequence[str],
         x1, y1, x2, y2 = (float(v) for v in box)
         draw.rectangle((x1, y1, x2, y2), outline=colour, width=max(2, round(min(out.size) / 200)))
         text = f"{classes[int(label)]} {s:.2f}"
-        left, top, right, bottom = draw.textbbox((x1, y1), text)
-        draw.rectangle((left, top, right + 4, bottom + 2), fill=colour)
-        draw.text((x1 + 2, y1), text, fill=(0, 0, 0))
+        left, top, right, bottom = draw.textbbox((x1 + 2, y1), text, font=font)
+        draw.rectangle((x1, top, right + 2, bottom + 2), fill=colour)
+        draw.text((x1 + 2, y1), text, fill=(0, 0, 0), font=font)
     return out
