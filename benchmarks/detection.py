@@ -4,6 +4,7 @@ trunk, against torchvision's fasterrcnn_mobilenet_v3_large_320_fpn, one budget e
     python benchmarks/detection.py --minutes 30            # the issue's budget, about 2 hours in all
     python benchmarks/detection.py --recall-only          # proposals' recall, first (no training)
     python benchmarks/detection.py --minutes 6             # what results/detection.md holds
+    python benchmarks/detection.py --pictures-from runs/bench-detection/STAMP   # redraw the pictures
 
 Every detector starts from the same kind of initialisation: no ImageNet weights for anyone (our
 trunks fresh, the peer with weights=None and weights_backbone=None). Each trains on raccoon's
@@ -38,6 +39,9 @@ from googlenet.detection.proposals import ProposalCache, measure_recall  # noqa:
 from googlenet.detection.train import DetectConfig, train_detection  # noqa: E402
 
 METHODS = ("rcnn", "faster-rcnn", "fasterrcnn-mobilenet")
+TITLES = {"rcnn": "R-CNN style (Sec. 8)", "faster-rcnn": "Faster R-CNN, GoogLeNet + FPN",
+          "fasterrcnn-mobilenet": "peer: MobileNetV3-Large FPN"}
+MIN_SCORE = 0.3  # as `googlenet detect predict` draws
 LABELS = {"rcnn": "R-CNN style, GoogLeNet region classifier (the paper's, Sec. 8)",
           "faster-rcnn": "Faster R-CNN, GoogLeNet trunk + FPN (3b, 4e, 5b)",
           "fasterrcnn-mobilenet": "peer: torchvision fasterrcnn_mobilenet_v3_large_320_fpn"}
@@ -119,6 +123,42 @@ def markdown(rows: list[dict], recall: list[dict], args: argparse.Namespace, com
     return "\n".join(lines) + "\n"
 
 
+def example_pictures(runs: Path, methods: list[str], count: int, target: Path, width: int = 300) -> None:
+    """The first `count` test photographs with each detector's boxes: a row a photograph, a column
+    a detector (`googlenet detect predict`'s drawing, shrunk to `width` pixels)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from googlenet.detection.evaluate import annotate, detect_files
+
+    names = (DATA / "raccoon" / "splits" / "test.txt").read_text().split()[:count]
+    files = [DATA / "raccoon" / "images" / name for name in names]
+    columns = []
+    for method in methods:
+        detector = load_detector(runs / method, device="cpu", cache=ProposalCache(runs / "proposals"))
+        drawn: list[Image.Image] = []
+
+        def keep(result, image, detector=detector, drawn=drawn):  # noqa: ANN001, ANN202
+            drawn.append(annotate(image, result.detections, detector.classes, MIN_SCORE))
+
+        detect_files(detector, files, keep)
+        columns.append([p.resize((width, round(p.height * width / p.width)), Image.LANCZOS) for p in drawn])
+    heights = [max(column[row].height for column in columns) for row in range(len(files))]
+    gap, title = 8, 26
+    sheet = Image.new("RGB", (len(columns) * (width + gap) - gap, title + sum(heights) + gap * len(files)),
+                      "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, (method, column) in enumerate(zip(methods, columns)):
+        x = c * (width + gap)
+        draw.text((x + 2, 4), TITLES[method], fill="black", font=ImageFont.load_default(15))
+        y = title
+        for picture, height in zip(column, heights):
+            sheet.paste(picture, (x, y))
+            y += height + gap
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(target, quality=85)
+    print(f"pictures of {len(files)} test photographs: {target}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per detector")
@@ -139,7 +179,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--recall-only", action="store_true",
                         help="measure the proposals' recall (written to RESULTS_recall.json) and stop")
+    parser.add_argument("--pictures-from", type=Path, metavar="RUNS",
+                        help="only draw the example pictures from a finished run's folder (RUNS/<method>)")
+    parser.add_argument("--pictures", type=int, default=2, help="test photographs drawn")
     args = parser.parse_args()
+    pictures = args.results.with_name(args.results.name + "_examples.jpg")
+    if args.pictures_from:
+        example_pictures(args.pictures_from, args.methods, args.pictures, pictures)
+        return
     command = "python benchmarks/detection.py " + " ".join(sys.argv[1:])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = args.out / stamp
@@ -159,6 +206,7 @@ def main() -> None:
     text = markdown(rows, recall, args, command)
     args.results.with_suffix(".md").write_text(text)
     print(text)
+    example_pictures(out, args.methods, args.pictures, pictures)
 
 
 if __name__ == "__main__":
