@@ -85,7 +85,8 @@ def test_all_background_keeps_every_proposal_and_repeats_the_objects_to_the_rati
         config = RegionConfig(background_ratio=ratio, all_background=True)
         boxes, labels = choose_regions(proposals, sample, config, np.random.default_rng(0))
         assert labels.count(-1) == 20 and len(labels) - 20 == 4 * repeats and len(boxes) == len(labels)
-        assert sorted(map(tuple, boxes[labels.index(-1):].tolist())) == sorted(map(tuple, background.tolist()))
+        kept = boxes[labels.index(-1):].tolist()
+        assert sorted(map(tuple, kept)) == sorted(map(tuple, background.tolist()))
         assert sorted(labels[:4 * repeats]) == sorted([0, 1, 0, 0] * repeats)  # 2 ground truth + 2
 
 

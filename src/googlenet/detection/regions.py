@@ -8,8 +8,9 @@ and up to `positives` object proposals are kept, with `background_ratio` (3, R-C
 to 96 background in each batch) times as many background proposals drawn at random (at least
 `min_background`); or, with `all_background`, every background proposal, the object crops
 repeated so that an epoch keeps that ratio: R-CNN's own sampling, which draws each batch's 32
-objects and 96 background from all of an image set's windows. The crops are written as class folders, one `__background__`, so that
-`googlenet train` fine-tunes the region classifier like any classifier.
+objects and 96 background from all of an image set's windows. The crops are written as class
+folders, one `__background__`, so that `googlenet train` fine-tunes the region classifier like
+any classifier.
 """
 
 from __future__ import annotations
