@@ -260,6 +260,14 @@ def test_a_step_limit_belongs_to_one_call_not_to_the_run(tmp_path, capsys):
                                                             "epoch": 1, "batch_in_epoch": 0}
 
 
+def test_a_time_budget_stops_the_run_with_a_checkpoint_and_says_so(tmp_path):
+    messages = Messages()
+    result = train(config(tmp_path), callbacks=[messages], deadline=time.perf_counter())  # spent
+    assert result.stop_reason == "budget"
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["progress"]["step"] == 1  # after one step
+    assert any("at the end of its time budget at step 1" in line for line in messages.lines)
+
+
 def test_a_run_records_absolute_paths_and_names_one_that_is_gone(tmp_path, monkeypatch, capsys):
     import shutil as sh
 

@@ -231,14 +231,7 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
 
     class Relay(Callback):
         def on_message(self, message: str) -> None:
-            if deadline is not None and time.perf_counter() > deadline and not should_stop():
-                # the engine sees the budget as a stop request; say which
-                message = message.replace("on a stop signal", f"at the end of the {config.minutes:g}-"
-                                          "minute budget")
             on_message(message)
-
-    def stop() -> bool:
-        return should_stop() or (deadline is not None and time.perf_counter() > deadline)
 
     def overrides(saved):  # noqa: ANN001, ANN202 - a resumed run keeps its configuration
         from googlenet.training.config import with_overrides
@@ -249,9 +242,7 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
 
     result = train(train_config, resume=run_dir if resumed else None,
                    overrides=overrides if resumed else (lambda c: c),
-                   callbacks=[Relay()], should_stop=stop, max_steps=max_steps)
-    if result.stop_reason == "signal" and not should_stop():
-        return "budget"
+                   callbacks=[Relay()], should_stop=should_stop, max_steps=max_steps, deadline=deadline)
     return result.stop_reason
 
 

@@ -72,7 +72,7 @@ from googlenet.training.schedule import build_scheduler
 from googlenet.weights.published import PUBLISHED
 from googlenet.weights.sources import load_artifact
 
-STOP_REASONS = ("completed", "signal", "max_steps")
+STOP_REASONS = ("completed", "signal", "max_steps", "budget")
 PATH_FIELDS = (("data", "path"), ("data", "train_dir"), ("data", "val_dir"), ("data", "cache_dir"),
                ("run", "output"), ("model", "weights"))
 
@@ -348,14 +348,15 @@ def summary_line(record: dict[str, Any], epochs: int, train: EpochResult) -> str
 def train(config: TrainConfig, *, resume: str | Path | None = None,
           overrides: Callable[[TrainConfig], TrainConfig] = lambda c: c,
           callbacks: Sequence[Callback] = (), should_stop: Callable[[], bool] = lambda: False,
-          max_steps: int = 0) -> TrainResult:
+          max_steps: int = 0, deadline: float | None = None) -> TrainResult:
     """Train as `config` says; with `resume` (a run directory or checkpoint) continue that run.
 
     With `resume`, the run's saved configuration is used, with `overrides` applied on top
     (for example more epochs). `should_stop` is asked after every step: when it answers
     True, the run saves last.pt and returns with stop_reason "signal". `max_steps` (this
     call only, not part of the run's configuration): save and return with stop_reason
-    "max_steps" once the run reaches that optimizer step.
+    "max_steps" once the run reaches that optimizer step. `deadline` (a `time.perf_counter()`
+    time, this call only): save and return with stop_reason "budget" once it has passed.
     """
     state, run_dir = resume_state(resume) if resume else (None, None)
     weights = None
@@ -382,7 +383,8 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
         try:
             if info.is_main:
                 remove_stale_temporaries(run_dir)  # of writes that a kill interrupted
-            return _train(config, state, weights, run_dir, device, info, hooks, should_stop, max_steps)
+            return _train(config, state, weights, run_dir, device, info, hooks, should_stop, max_steps,
+                          deadline)
         finally:
             if lock is not None:
                 lock.release()
@@ -441,7 +443,7 @@ def build_loaders(datasets: Datasets, config: TrainConfig, info: DistInfo,
 
 def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact | None,
            run_dir: Path, device: torch.device, info: DistInfo, hooks: Hooks,
-           should_stop: Callable[[], bool], max_steps: int) -> TrainResult:
+           should_stop: Callable[[], bool], max_steps: int, deadline: float | None) -> TrainResult:
     seed_everything(config.run.seed)
     datasets: Datasets = load_datasets(config.data, config.augment, config.run.seed)
     if state is not None and list(state["classes"]) != list(datasets.classes):
@@ -480,7 +482,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
                              f"{config.optim.epochs}-epoch run at most")
         loop = EpochLoop(config, parts, loaders, datasets.classes, run_dir, run_log, info,
                          should_stop, hooks, progress, best_top1,
-                         state.get("metrics") if state else None, max_steps)
+                         state.get("metrics") if state else None, max_steps, deadline)
         return loop.run()
     finally:
         if run_log is not None:
@@ -502,12 +504,16 @@ class EpochLoop:
     best_top1: float | None
     last_metrics: dict[str, Any] | None
     max_steps: int = 0
+    deadline: float | None = None  # time.perf_counter() time
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.perf_counter() > self.deadline
 
     def limits(self) -> EpochLimits:
         run = self.config.run
         return EpochLimits(max_steps=self.max_steps, max_nonfinite=run.max_nonfinite,
                            max_bad_images=self.config.data.max_bad_images,
-                           should_stop=self.should_stop)
+                           should_stop=lambda: self.should_stop() or self.past_deadline())
 
     def result(self, reason: str) -> TrainResult:
         parts = self.parts
@@ -548,12 +554,13 @@ class EpochLoop:
                                 self.best_top1, self.last_metrics, rng_per_rank)
 
     def interrupted(self) -> TrainResult:
-        reason = "signal" if self.should_stop() else "max_steps"
+        reason = ("signal" if self.should_stop() else "budget" if self.past_deadline()
+                  else "max_steps")
         state = self.checkpoint()
         if self.info.is_main:
             save_run_checkpoint(self.run_dir, "last.pt", state)
-            why = ("on a stop signal" if reason == "signal"
-                   else f"at the step limit of this call ({self.max_steps})")
+            why = {"signal": "on a stop signal", "budget": "at the end of its time budget",
+                   "max_steps": f"at the step limit of this call ({self.max_steps})"}[reason]
             self.hooks.on_message(f"stopped {why} at step {self.progress.step}, in epoch "
                                   f"{self.progress.epoch + 1}; last.pt saved in {self.run_dir}")
         barrier(self.info)
