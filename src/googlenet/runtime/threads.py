@@ -12,6 +12,11 @@ the competitor leaves. DataLoader workers are other processes too, so threads pl
 workers never exceed the cores.
 
 Linux only (/proc); elsewhere, and with an explicit thread count, nothing changes.
+
+Training is different: convolution results depend on the thread count, so a run that follows
+the free cores gives other weights on a busy machine than on a quiet one. A training run
+therefore uses a fixed count by default (`training_threads`), records it, and a resume uses the
+recorded count; following the free cores is a choice the run states in its log and records.
 """
 
 from __future__ import annotations
@@ -22,6 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOLDS_A_CORE = 0.5  # another process using half a core or more counts as holding it
+
+
+def training_threads(asked: int = 0) -> int:
+    """The intra-op threads a training run uses when it does not follow the free cores: `asked`
+    when positive, else OMP_NUM_THREADS when set (torchrun sets 1), else every usable core.
+    Never the machine's current load: the same command gives the same weights, busy or quiet."""
+    if asked > 0:
+        return asked
+    pinned = os.environ.get("OMP_NUM_THREADS", "")
+    if pinned.isdigit() and int(pinned) > 0:
+        return int(pinned)
+    return usable_cores()
 
 
 def usable_cores() -> int:
