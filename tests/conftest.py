@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from trained_checks import DIGITS_RUN
 
 from googlenet import build_model
 from googlenet.artifact.preprocessing import Preprocessing
@@ -24,14 +25,17 @@ VARIANTS = ("bn", "paper")
 
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> TrainResult:
-    """The bn variant trained for four epochs on digits (far above
-    chance): its run directory holds last.pt and best.pt. fp32 (amp off), so that evaluating
-    the checkpoint reproduces the validation accuracy training logged, exactly."""
+    """The bn variant trained for four epochs on digits (far above chance): its run directory
+    holds last.pt and best.pt. Settings in trained_checks.DIGITS_RUN: fp32, a fixed thread count
+    and deterministic algorithms, the same model whatever OMP_NUM_THREADS the suite runs with."""
     run = tmp_path_factory.mktemp("digits_run") / "run"
-    config = with_overrides(load_recipe("digits"), {
-        "output": str(run), "epochs": "4", "variant": "bn", "quiet": True, "warmup_epochs": "0",
-        "amp": "off"})
-    return train(config)
+    config = with_overrides(load_recipe("digits"), {**DIGITS_RUN, "output": str(run)})
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        return train(config)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
 
 
 def randomize_batch_norm(model: nn.Module, seed: int = 1) -> None:

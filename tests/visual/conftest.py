@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from trained_checks import paste_digit
 
 from googlenet.artifact.build import model_from_artifact
 from googlenet.weights.sources import load_artifact
@@ -18,18 +19,4 @@ def digits_model(digits_run):
 @pytest.fixture(scope="session")
 def pasted_digits():
     """Factory: a validation digit (32x32) pasted at (x, y) on a black 64x64 canvas, and its label."""
-    from PIL import Image
-
-    from googlenet.data.digits import digits_splits
-
-    _, val = digits_splits()
-
-    def paste(index: int, x: int, y: int):
-        digit = Image.fromarray(val.images[index].permute(1, 2, 0).numpy()).resize(
-            (32, 32), Image.Resampling.BILINEAR)
-        canvas = Image.new("RGB", (64, 64))
-        canvas.paste(digit, (x, y))
-        return canvas, int(val.labels[index])
-
-    return paste
-
+    return paste_digit

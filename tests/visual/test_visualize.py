@@ -5,21 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
+from trained_checks import channel_excitation, dream_gain
 
 from googlenet.cli.main import main
-from googlenet.data.digits import digits_splits
 from googlenet.data.transforms import Normalize, to_float
 from googlenet.visual.filters import branch_maps, filters_figure
-from googlenet.visual.optimize import (
-    ChannelSettings,
-    DreamSettings,
-    channel_activation,
-    channel_image,
-    dream,
-    pre_relu_map,
-)
+from googlenet.visual.optimize import pre_relu_map
 
 
 def test_the_first_layers_filters_are_drawn_one_tile_each(digits_model):
@@ -61,36 +53,18 @@ def test_the_objective_before_the_relu_is_the_activation_after_it(digits_model, 
 
 def test_the_optimised_image_excites_its_channel_far_more_than_noise_and_photographs(digits_model):
     """Feature visualisation (Olah et al. 2017) must find what the channel responds to: far more
-    than random noise and than the digits the model was trained on, on average."""
+    than random noise and than the digits the model was trained on, on average. The factor 3:
+    the lowest of 8 runs (4 seeds x 1 and 2 threads) was THRESHOLD_SPREAD; see
+    benchmarks/results/threshold_spread.md."""
     model, artifact = digits_model
-    layer, channel, size = "inception4e", 1, 32
-    image = channel_image(model, artifact.preprocessing, layer, channel,
-                          ChannelSettings(size=size, steps=20, jitter=2, lr=0.1))  # ~2 s
-    normalise = Normalize(artifact.preprocessing)
-    _, val = digits_splits()
-    photos = F.interpolate(val.images.float(), size=size, mode="bilinear", align_corners=False) / 255
-    noise = torch.rand(16, 3, size, size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        reached = channel_activation(model, layer, channel, normalise(to_float(image)[None])).item()
-        by_noise = channel_activation(model, layer, channel, normalise(noise)).mean().item()
-        by_photos = channel_activation(model, layer, channel, normalise(photos)).mean().item()
+    reached, by_noise, by_photos = channel_excitation(model, artifact)
     assert reached > 3 * by_noise and reached > 3 * by_photos, (reached, by_noise, by_photos)
     assert all(p.requires_grad for p in model.parameters())  # the weights were frozen only meanwhile
 
 
-def test_dream_raises_the_layers_activations_on_the_photograph(digits_model, pasted_digits):
+def test_dream_raises_the_layers_activations_on_the_photograph(digits_model):
     model, artifact = digits_model
-    canvas, _ = pasted_digits(4, 16, 16)
-    dreamt = dream(model, canvas, artifact.preprocessing, "4c", DreamSettings(octaves=2, steps=4, jitter=2))
-    assert dreamt.size == canvas.size
-    normalise = Normalize(artifact.preprocessing)
-
-    def energy(picture: Image.Image) -> float:
-        with torch.no_grad():
-            x = normalise(to_float(picture))[None]
-            return model.forward_intermediates(x, ["4c"])["4c"].pow(2).mean().item()
-
-    assert energy(dreamt) > 1.5 * energy(canvas)
+    assert dream_gain(model, artifact, "4c") > 1.5  # threshold_spread.md: measured spread
 
 
 def test_the_commands_write_pictures_and_print_their_paths(digits_run, pasted_digits, tmp_path, capsys,

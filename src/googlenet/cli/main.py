@@ -34,9 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
 def apply_thread_policy(args: argparse.Namespace) -> None:
     """For a command that runs a model: `--threads N` as given, else OMP_NUM_THREADS when set
     (torchrun sets it), else the cores that other processes leave free, measured now
-    (googlenet.runtime.threads says why); `train` keeps re-measuring those. `bench` sets its
-    own, as the benchmark it is."""
-    if getattr(args, "threads", "absent") == "absent" or args.command == "bench":
+    (googlenet.runtime.threads says why). `bench` sets its own, as the benchmark it is, and
+    `train` its run's: a fixed count it records, since its weights depend on it."""
+    if getattr(args, "threads", "absent") == "absent" or args.command in ("bench", "train"):
         return
     from googlenet.runtime.threads import free_cores
 

@@ -11,7 +11,6 @@ from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any
 
-from googlenet.cli.args import add_threads
 from googlenet.training.config import SECTION_TYPES, TrainConfig, field_types, recipe_names
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by a signal; --resume continues
@@ -30,7 +29,6 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps", type=int, default=0, metavar="N",
                    help="this invocation only: save and stop once the run reaches optimizer step "
                         "N (exit status 0); not saved with the run")
-    add_threads(p)
     for section, cls in SECTION_TYPES.items():
         group = p.add_argument_group(f"{section} (recipe section {section!r})")
         hints = field_types(cls)
@@ -147,13 +145,7 @@ def run_train(args: argparse.Namespace) -> int:
     config = apply(load_recipe(recipe)) if not args.resume else TrainConfig()
     stop = StopSignals()
     show = console(config.run.quiet or overrides.get("quiet", False))
-    callbacks = [show]
-    if getattr(args, "threads_measured", False) and int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        # Threads follow the free cores while training (main set them once; --threads fixes
-        # them). Not under torchrun, which gives each process one thread.
-        from googlenet.training.loop import FollowFreeCores
-
-        callbacks.append(FollowFreeCores(say=show.on_message))
+    callbacks = [show]  # the run sets its own threads (run.threads, run.follow_free_cores)
     with stop.installed():  # from the start, so that an early Ctrl-C still ends cleanly
         result = train(config, resume=args.resume, overrides=apply, callbacks=callbacks,
                        should_stop=stop, max_steps=args.max_steps)

@@ -88,6 +88,13 @@ class RunConfig:
     quiet: bool = option(False, help="no progress bar")
     eval_every: int = option(1, help="validate every N epochs (and after the last)")
     max_nonfinite: int = option(5, help="consecutive non-finite losses that stop the run")
+    threads: int = option(0, help="intra-op threads, fixed for the run and recorded (a resume uses "
+                                  "the recorded count: results depend on it); 0: OMP_NUM_THREADS "
+                                  "when set, else every usable core")
+    follow_free_cores: bool = option(False, help="use only the cores other processes leave free, "
+                                                 "re-measured every 5 s: faster on a shared machine, "
+                                                 "but the weights then depend on the load (each "
+                                                 "change is logged and recorded)")
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,8 @@ def validate(config: TrainConfig) -> None:
     if config.model.pretrained_lr_scale < 0:
         raise ConfigError("model.pretrained_lr_scale must be 0 or more, "
                          f"got {config.model.pretrained_lr_scale}")
+    if config.run.threads < 0:
+        raise ConfigError(f"run.threads must be 0 (automatic) or more, got {config.run.threads}")
     if config.data.workers < 0:
         raise ConfigError(f"data.workers must be 0 or more, got {config.data.workers}")
     if not 0.0 <= config.optim.ema_decay < 1.0:

@@ -39,7 +39,7 @@ from googlenet.runtime.distributed import (
     shutdown_distributed,
 )
 from googlenet.runtime.files import DirectoryLock, remove_stale_temporaries
-from googlenet.runtime.threads import AdaptiveThreads
+from googlenet.runtime.threads import AdaptiveThreads, training_threads
 from googlenet.training.averaging import ModelEma
 from googlenet.training.checkpoint import (
     all_finite,
@@ -111,18 +111,24 @@ class PrintMessages(Callback):
 class FollowFreeCores(Callback):
     """torch's intra-op threads follow the cores other processes leave free, re-measured every
     `interval` seconds (runtime.threads: why, and the measurement). For one process per
-    machine: under torchrun each rank is the others' competitor (torchrun sets one thread)."""
+    machine: under torchrun each rank is the others' competitor (torchrun sets one thread).
+    Each change is said and handed to `record` (the loop writes it into metrics.jsonl): the
+    weights then depend on the machine's load, and the run's records must show it."""
 
-    def __init__(self, say: Callable[[str], None] = lambda _: None, interval: float = 5.0) -> None:
-        self.policy, self.say, self.started = AdaptiveThreads(interval), say, False
+    def __init__(self, say: Callable[[str], None] = lambda _: None, interval: float = 5.0,
+                 record: Callable[[int, str], None] = lambda threads, why: None) -> None:
+        self.policy, self.say, self.record, self.started = AdaptiveThreads(interval), say, record, False
 
     def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
         if not self.started:  # the first epoch of this call: measure before the first step
             self.started = True
+            before = torch.get_num_threads()
             threads = self.policy.start()
             if threads < self.policy.cores:
                 self.say(f"{threads} of {self.policy.cores} cores free: other processes use the rest; "
                          "using " + ("1 thread" if threads == 1 else f"{threads} threads"))
+            if threads != before:
+                self.record(threads, "free cores at the start")
 
     def on_batch(self, result: EpochResult, mean_loss: float) -> None:
         change = self.policy.update()
@@ -130,6 +136,7 @@ class FollowFreeCores(Callback):
             threads, load = change
             self.say(f"intra-op threads now {threads} (other processes used {load:.1f} of "
                      f"{self.policy.cores} cores over the last {self.policy.interval:g} s)")
+            self.record(threads, f"other processes used {load:.1f} cores")
 
 
 class Hooks(Callback):
@@ -230,10 +237,11 @@ def run_artifact(config: TrainConfig, classes: list[str], metrics: dict[str, Any
 
 def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConfig,
                      classes: list[str], best_top1: float | None,
-                     metrics: dict[str, Any] | None, rng_per_rank: list[dict[str, Any]]
-                     ) -> dict[str, Any]:
+                     metrics: dict[str, Any] | None, rng_per_rank: list[dict[str, Any]],
+                     threads: int) -> dict[str, Any]:
     """Everything a resume needs; `rng_per_rank`: every process's RNG states (each rank
-    draws its own dropout), gathered by `all_gather`."""
+    draws its own dropout), gathered by `all_gather`; `threads`: the intra-op threads, which
+    the resume uses again (convolution results depend on them)."""
     return {
         "model": parts.model.state_dict(),
         "ema": parts.ema.state_dict() if parts.ema else None,
@@ -243,6 +251,7 @@ def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConf
         "progress": dataclasses.asdict(progress),
         "rng": rng_per_rank[0],
         "rng_per_rank": rng_per_rank,
+        "threads": threads,
         "config": config_to_dict(config),
         "classes": list(classes),
         "artifact": run_artifact(config, classes, metrics),
@@ -315,19 +324,66 @@ def resolve_variant(config: TrainConfig, weights: Artifact | None) -> TrainConfi
     return dataclasses.replace(config, model=dataclasses.replace(config.model, variant=variant))
 
 
+# --- Threads: a fixed count, recorded, kept on resume (runtime.threads says why).
+
+
+@dataclass
+class RunThreads:
+    """The intra-op threads of one call of `train`: the count it starts with, whether it
+    follows the free cores, and the changes not yet written into an epoch's record."""
+
+    threads: int
+    follow: bool
+    changes: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    def record(self, step: int, threads: int, why: str) -> None:
+        self.threads = threads
+        self.changes.append({"step": step, "threads": threads, "why": why})
+
+    def drain(self) -> list[dict[str, Any]]:
+        changes, self.changes = self.changes, []
+        return changes
+
+
+def run_threads(config: TrainConfig, state: dict[str, Any] | None, info: DistInfo, hooks: Hooks
+                ) -> RunThreads:
+    """A new run: `run.threads`, else OMP_NUM_THREADS, else every usable core, never the current
+    load. A resumed run: the count its checkpoint recorded, unless `run.threads` now asks for
+    another, which breaks bit-exactness and is said. Following the free cores (one process
+    only) starts from that count and records each change."""
+    follow = config.run.follow_free_cores and info.world_size == 1
+    saved = state.get("threads") if state is not None else None
+    threads = training_threads(config.run.threads) if saved is None else saved
+    plan = RunThreads(threads, follow)
+    if saved is not None and config.run.threads and config.run.threads != saved:
+        plan.record(state["progress"]["step"], config.run.threads,
+                    f"--threads {config.run.threads} on resume; the run had {saved}")
+        hooks.on_message(f"intra-op threads changed from {saved} to {config.run.threads}: the run "
+                         "continues, but not bit for bit as it would have")
+    elif state is not None and saved is None:
+        hooks.on_message(f"the checkpoint does not record its thread count; using {threads}")
+    if follow:
+        hooks.on_message("following the free cores: the weights depend on the machine's load "
+                         "(each change is logged and recorded in metrics.jsonl)")
+    return plan
+
+
 # --- The loop.
 
 
 def epoch_record(epoch: int, lr: float, train: EpochResult, val: ValidationResult | None,
-                 progress: Progress) -> dict[str, Any]:
+                 progress: Progress, threads: RunThreads) -> dict[str, Any]:
     record: dict[str, Any] = {
         "epoch": epoch, "lr": lr, "train_loss": train.loss, "train_top1": train.top1,
         "val_loss": val.loss if val else None, "val_top1": val.top1 if val else None,
         "val_top5": val.top5 if val else None, "val_images": val.images if val else None,
         "images_per_second": train.images_per_second, "seconds": train.seconds,
         "step": progress.step, "bad_images": len(train.bad_images),
-        "nonfinite_skipped": train.nonfinite_skipped,
+        "nonfinite_skipped": train.nonfinite_skipped, "threads": threads.threads,
     }
+    changes = threads.drain()
+    if changes:  # the weights depend on the thread count: a change is part of the record
+        record["thread_changes"] = changes
     return record
 
 
@@ -371,6 +427,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
         if config.run.output:
             run_dir = new_run_dir(Path(config.run.output))
     device = resolve_device(config.run.device)
+    callers_threads = torch.get_num_threads()  # the run sets its own; the caller's come back
     info = init_distributed(device.type)
     if info.enabled and device.type == "cuda":
         device = torch.device("cuda", info.local_rank)
@@ -389,6 +446,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
             if lock is not None:
                 lock.release()
     finally:
+        torch.set_num_threads(callers_threads)
         shutdown_distributed()
 
 
@@ -444,6 +502,8 @@ def build_loaders(datasets: Datasets, config: TrainConfig, info: DistInfo,
 def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact | None,
            run_dir: Path, device: torch.device, info: DistInfo, hooks: Hooks,
            should_stop: Callable[[], bool], max_steps: int, deadline: float | None) -> TrainResult:
+    threads = run_threads(config, state, info, hooks)
+    torch.set_num_threads(threads.threads)
     seed_everything(config.run.seed)
     datasets: Datasets = load_datasets(config.data, config.augment, config.run.seed)
     if state is not None and list(state["classes"]) != list(datasets.classes):
@@ -462,7 +522,12 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
         restore_rng_of_rank(state, info, hooks)
     else:
         torch.manual_seed(config.run.seed + info.rank)  # dropout differs across ranks
-    run_log = (RunLog(run_dir, dump_yaml(config, resolved.to_dict()), resumed=state is not None)
+    if threads.follow:
+        hooks.callbacks.append(FollowFreeCores(
+            say=hooks.on_message, record=lambda count, why: threads.record(progress.step, count, why)))
+    resolved_values = {**resolved.to_dict(), "precision": parts.precision.name,
+                       "threads": threads.threads, "follow_free_cores": threads.follow}
+    run_log = (RunLog(run_dir, dump_yaml(config, resolved_values), resumed=state is not None)
                if info.is_main else None)
     try:
         if run_log is not None and state is not None:
@@ -474,15 +539,15 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
         hooks.on_message(
             f"training {config.model.variant} on {len(datasets.train)} images, "
             f"{len(datasets.classes)} classes, {device.type}, {parts.precision.name}, "
-            f"{info.world_size} process(es), batch {config.optim.batch_size} per process, "
-            f"lr {resolved.lr:g}")
+            f"{info.world_size} process(es), {threads.threads} thread(s), "
+            f"batch {config.optim.batch_size} per process, lr {resolved.lr:g}")
         if resolved.warmup_epochs < config.optim.warmup_epochs:
             hooks.on_message(f"warm-up shortened from {config.optim.warmup_epochs:g} to "
                              f"{resolved.warmup_epochs:g} epochs: a quarter of a "
                              f"{config.optim.epochs}-epoch run at most")
         loop = EpochLoop(config, parts, loaders, datasets.classes, run_dir, run_log, info,
                          should_stop, hooks, progress, best_top1,
-                         state.get("metrics") if state else None, max_steps, deadline)
+                         state.get("metrics") if state else None, threads, max_steps, deadline)
         return loop.run()
     finally:
         if run_log is not None:
@@ -503,6 +568,7 @@ class EpochLoop:
     progress: Progress
     best_top1: float | None
     last_metrics: dict[str, Any] | None
+    threads: RunThreads
     max_steps: int = 0
     deadline: float | None = None  # time.perf_counter() time
 
@@ -551,7 +617,7 @@ class EpochLoop:
         if not self.info.is_main:
             return None
         return checkpoint_state(self.parts, self.progress, self.config, self.classes,
-                                self.best_top1, self.last_metrics, rng_per_rank)
+                                self.best_top1, self.last_metrics, rng_per_rank, self.threads.threads)
 
     def interrupted(self) -> TrainResult:
         reason = ("signal" if self.should_stop() else "budget" if self.past_deadline()
@@ -572,7 +638,8 @@ class EpochLoop:
         if self.progress.epoch % self.config.run.eval_every == 0 or self.progress.epoch == epochs:
             # Sec. 6: the Polyak-averaged weights are the ones evaluated (and kept as best.pt).
             val = validate(parts.ema.module if parts.ema else parts.model, self.loaders.val, parts)
-        self.last_metrics = epoch_record(self.progress.epoch, lr, result, val, self.progress)
+        self.last_metrics = epoch_record(self.progress.epoch, lr, result, val, self.progress,
+                                         self.threads)
         self.last_metrics["elapsed_seconds"] = time.perf_counter() - self.started
         is_best = val is not None and (self.best_top1 is None or val.top1 > self.best_top1)
         if is_best:

@@ -1,0 +1,106 @@
+"""The spread, over seeds and thread counts, of every test threshold that depends on a trained
+model: the session's digits run (tests/trained_checks.py) and what the tests measure on it.
+
+    python benchmarks/threshold_spread.py --seeds 0 1 2 3 --threads 1 2 4
+
+Each (seed, threads) trains the digits run as tests/conftest.py does (4 epochs, bn, fp32) with
+that seed and thread count, then measures with the same thread count. The table gives each
+quantity's minimum, median and maximum and the threshold the tests assert, so the margin is
+visible; results/threshold_spread.md holds a run with the machine named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import torch  # noqa: E402
+from report import write_report  # noqa: E402
+from trained_checks import (  # noqa: E402
+    DIGITS_RUN,
+    attribution_inside,
+    channel_excitation,
+    dream_gain,
+)
+
+# quantity -> (the test that asserts it, its threshold as asserted, "min": the test needs more)
+THRESHOLDS = {
+    "val_top1": ("tests/deploy/test_quantize.py fp32 top-1 (> 0.4)", 0.4),
+    "channel_vs_noise": ("tests/visual/test_visualize.py reached / noise", 3.0),
+    "channel_vs_photos": ("tests/visual/test_visualize.py reached / photographs", 3.0),
+    "dream_gain": ("tests/visual/test_visualize.py DeepDream energy after / before", 1.5),
+    "ig_inside_corner": ("tests/visual/test_explain.py share on the digit, corner (0, 0)", 0.85),
+    "ig_inside_middle": ("tests/visual/test_explain.py share on the digit, (32, 32) (slow)", 0.85),
+    "int8_agreement": ("tests/deploy/test_quantize.py int8 agreement with fp32", 0.9),
+    "int8_top1_kept": ("tests/deploy/test_quantize.py 1 - top-1 drop (drop <= 0.05)", 0.95),
+}
+
+
+def measure(seed: int, threads: int) -> dict[str, float]:
+    from googlenet.artifact.build import model_from_artifact
+    from googlenet.cli.main import main
+    from googlenet.training.config import load_recipe, with_overrides
+    from googlenet.training.loop import train
+    from googlenet.weights.sources import load_artifact
+
+    with tempfile.TemporaryDirectory() as work:
+        run = Path(work) / "run"
+        config = with_overrides(load_recipe("digits"), {**DIGITS_RUN, "output": str(run),
+                                                         "seed": str(seed), "threads": str(threads)})
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        result = train(config)
+        torch.set_num_threads(threads)
+        artifact = load_artifact(run)
+        model = model_from_artifact(artifact, aux_logits=False).eval()
+        reached, noise, photos = channel_excitation(model, artifact)
+        values = {"val_top1": result.best_top1, "channel_vs_noise": reached / noise,
+                  "channel_vs_photos": reached / photos, "dream_gain": dream_gain(model, artifact),
+                  "ig_inside_corner": attribution_inside(model, artifact, (0, 0)),
+                  "ig_inside_middle": attribution_inside(model, artifact, (32, 32))}
+        import contextlib
+        import io
+
+        buffer = io.StringIO()
+        torch.set_num_threads(1)  # as the test does (its one_thread fixture)
+        with contextlib.redirect_stdout(buffer):
+            main(["quantize", "-m", str(run), "--calibration", "digits", "--images", "64",
+                  "--eval-images", "200", "--output", str(Path(work) / "m.onnx"), "--format", "json"])
+        record = json.loads(buffer.getvalue())
+        values.update(int8_agreement=record["agreement"], int8_top1_kept=1 - record["top1_drop"])
+    return values
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "threshold_spread.md")
+    args = parser.parse_args()
+    rows: list[dict[str, float]] = []
+    for seed in args.seeds:
+        for threads in args.threads:
+            values = measure(seed, threads)
+            rows.append(values)
+            print(json.dumps({"seed": seed, "threads": threads, **values}), flush=True)
+    cpu = platform.processor() or platform.machine()
+    lines = [f"# Spread of the trained-model test thresholds ({len(rows)} runs)", "",
+             f"`python benchmarks/threshold_spread.py --seeds {' '.join(map(str, args.seeds))} "
+             f"--threads {' '.join(map(str, args.threads))}` on {cpu}, torch {torch.__version__}.", "",
+             "| quantity | asserted by | min | median | max | threshold | margin (min / threshold) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, (where, threshold) in THRESHOLDS.items():
+        values = [r[name] for r in rows]
+        lines.append(f"| {name} | {where} | {min(values):.3f} | {statistics.median(values):.3f} | "
+                     f"{max(values):.3f} | {threshold:g} | {min(values) / threshold:.2f}x |")
+    write_report(args.out, lines)
+
+
+if __name__ == "__main__":
+    main()

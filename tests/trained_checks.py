@@ -1,0 +1,79 @@
+"""What the tests measure on a trained model, as plain functions: the tests assert on them, and
+benchmarks/threshold_spread.py measures their spread over seeds and thread counts, which is
+where each test's threshold comes from (benchmarks/results/threshold_spread.md)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from googlenet.data.digits import digits_splits
+from googlenet.data.transforms import Normalize, to_float
+
+# The digits run every test shares: the bn variant, four epochs, fp32 (so that evaluating its
+# checkpoint reproduces the validation accuracy training logged exactly), and a fixed thread
+# count with deterministic algorithms, so that it is the same model whatever OMP_NUM_THREADS the
+# suite runs with (another CPU's kernels still give another model: hence measured spreads).
+DIGITS_RUN = {"epochs": "4", "variant": "bn", "quiet": True, "warmup_epochs": "0", "amp": "off",
+              "threads": "2"}
+
+
+def paste_digit(index: int, x: int, y: int) -> tuple[Image.Image, int]:
+    """A validation digit (32x32) pasted at (x, y) on a black 64x64 canvas, and its label."""
+    _, val = digits_splits()
+    digit = Image.fromarray(val.images[index].permute(1, 2, 0).numpy()).resize(
+        (32, 32), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (64, 64))
+    canvas.paste(digit, (x, y))
+    return canvas, int(val.labels[index])
+
+
+def channel_excitation(model, artifact, layer: str = "inception4e", channel: int = 1,
+                       size: int = 32) -> tuple[float, float, float]:
+    """Feature visualisation (Olah et al. 2017) of one channel: (the optimised image's activation,
+    the mean over 16 noise images, the mean over the validation digits)."""
+    from googlenet.visual.optimize import ChannelSettings, channel_activation, channel_image
+
+    image = channel_image(model, artifact.preprocessing, layer, channel,
+                          ChannelSettings(size=size, steps=20, jitter=2, lr=0.1))  # ~2 s
+    normalise = Normalize(artifact.preprocessing)
+    _, val = digits_splits()
+    photos = F.interpolate(val.images.float(), size=size, mode="bilinear", align_corners=False) / 255
+    noise = torch.rand(16, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reached = channel_activation(model, layer, channel, normalise(to_float(image)[None])).item()
+        by_noise = channel_activation(model, layer, channel, normalise(noise)).mean().item()
+        by_photos = channel_activation(model, layer, channel, normalise(photos)).mean().item()
+    return reached, by_noise, by_photos
+
+
+def dream_gain(model, artifact, layer: str = "4c") -> float:
+    """DeepDream on a pasted digit: the layer's energy (mean squared activation) after / before."""
+    from googlenet.visual.optimize import DreamSettings, dream
+
+    canvas, _ = paste_digit(4, 16, 16)
+    dreamt = dream(model, canvas, artifact.preprocessing, layer, DreamSettings(octaves=2, steps=4, jitter=2))
+    assert dreamt.size == canvas.size
+    normalise = Normalize(artifact.preprocessing)
+
+    def energy(picture: Image.Image) -> float:
+        with torch.no_grad():
+            x = normalise(to_float(picture))[None]
+            return model.forward_intermediates(x, [layer])[layer].pow(2).mean().item()
+
+    return energy(dreamt) / energy(canvas)
+
+
+def attribution_inside(model, artifact, corner: tuple[int, int] = (0, 0)) -> float:
+    """Integrated gradients from black on a digit pasted on a black canvas: the share of the
+    map's mass on the digit's quarter of the picture."""
+    from googlenet.visual.explain import explain
+
+    canvas, label = paste_digit(3, *corner)
+    result = explain(model, canvas, artifact.classes, artifact.preprocessing, target=label,
+                     method="integrated-gradients")
+    heat = result.heatmap  # over the model's 32x32 view of the 64x64 canvas
+    assert heat.shape == (32, 32) and abs(heat.max() - 1.0) < 1e-6
+    x, y = corner[0] // 2, corner[1] // 2
+    return float(heat[y:y + 16, x:x + 16].sum() / heat.sum())
