@@ -45,7 +45,8 @@ def made(tmp_path_factory) -> dict[str, Path]:
     (root / "code.pt").write_bytes(pickle.dumps(RunsCode(), protocol=2))
     torch.save({"model": RunsCode()}, root / "code-zip.pt")
     return {"voc": voc, "photo": root / "photo.png", "classify": classify,
-            "classify-checkpoint": classify / "last.pt", "frcnn": frcnn, "frcnn-checkpoint": frcnn / "last.pt",
+            "classify-checkpoint": classify / "last.pt", "frcnn": frcnn,
+            "frcnn-checkpoint": frcnn / "last.pt",
             "safetensors": root / "w.safetensors", "bare": root / "bare.pth", "missing": root / "nothing.pt",
             "empty": root / "empty", "truncated": root / "truncated.pt", "fake-onnx": root / "fake.onnx",
             "text-safetensors": root / "x.safetensors", "code": root / "code.pt",

@@ -20,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -277,7 +277,8 @@ def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
         state.epoch, state.batch = state.epoch + 1, 0
     state.history.append(record)
     on_message(f"epoch {record['epoch']}/{config.epochs}  loss {record.get('loss', float('nan')):.4f}  "
-               f"{record['images_per_second']:.1f} img/s  {seconds:.1f}s" + ("" if complete else "  (stopped)"))
+               f"{record['images_per_second']:.1f} img/s  {seconds:.1f}s"
+               + ("" if complete else "  (stopped)"))
     if not all_finite(model.state_dict()):
         raise TrainingStopped("the weights are no longer finite; last.pt was not overwritten")
     save_checkpoint(run_dir / "last.pt", checkpoint_state(model, optimizer, scheduler, state, extra),
