@@ -140,15 +140,15 @@ def test_faster_rcnn_resumes(coco, tmp_path):
 
 
 def test_budgets_fit_the_schedule_and_the_epochs():
-    from googlenet.detection.loop import lr_factor
     from googlenet.detection.train import epochs_for_budget
+    from googlenet.training.schedule import warmup_cosine
 
     assert epochs_for_budget(60.0, regions=1000, images_per_second=50.0) == 3
     assert epochs_for_budget(1.0, regions=1000, images_per_second=50.0) == 1  # at least one
-    assert lr_factor(0, 100, 10, 0.0, 0.0) == pytest.approx(0.001)  # warm-up from 0.1%
-    assert lr_factor(50, 100, 10, 0.0, 0.0) == pytest.approx(0.5)  # cosine over the steps
-    assert lr_factor(20, 100, 10, elapsed=30.0, budget=60.0) == pytest.approx(0.5)  # over the clock
-    assert lr_factor(20, 100, 10, elapsed=90.0, budget=60.0) == pytest.approx(0.0)
+    assert warmup_cosine(0, total_steps=100, warmup_steps=10) == pytest.approx(0.001)  # from 0.1%
+    assert warmup_cosine(50, total_steps=100, warmup_steps=10) == pytest.approx(0.5)  # over the steps
+    assert warmup_cosine(20, total_steps=100, warmup_steps=10, progress=0.5) == pytest.approx(0.5)
+    assert warmup_cosine(20, total_steps=100, warmup_steps=10, progress=1.5) == pytest.approx(0.0)
 
 
 def test_train_images_skip_unreadable_files(voc):

@@ -21,6 +21,11 @@ from googlenet.runtime.files import atomic_path
 
 CHECKPOINT_FORMAT = "googlenet-checkpoint"
 CHECKPOINT_VERSION = 2  # 2: the artifact record under "artifact"; 1: preprocessing in the config
+# What a checkpoint holds, under its "kind": a GoogLeNet classifier (`googlenet train`; files
+# without a kind are classifiers, as before kinds were written) or a detection model of
+# `googlenet detect train` (its weights under "detector", its detection.json under "record").
+CLASSIFIER, DETECTOR = "classifier", "detector"
+CHECKPOINT_KINDS = (CLASSIFIER, DETECTOR)
 
 
 def save_safetensors(artifact: Artifact, path: str | Path) -> Path:
@@ -55,9 +60,39 @@ def checkpoint_weights(state: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     return dict(state["model"]), False
 
 
+def checkpoint_kind(state: Mapping[str, Any]) -> str:
+    """CLASSIFIER or DETECTOR; detection checkpoints written before kinds had a "detector" key."""
+    return state.get("kind") or (DETECTOR if "detector" in state else CLASSIFIER)
+
+
+def detector_description(state: Mapping[str, Any]) -> str:
+    """'faster-rcnn on GoogLeNet' or 'fasterrcnn-mobilenet': what a detector checkpoint holds."""
+    record = state.get("record") if isinstance(state.get("record"), Mapping) else {}
+    method = record.get("method", "a detector")
+    return f"{method} on GoogLeNet" if record.get("variant") else str(method)
+
+
+def check_kind(state: Mapping[str, Any], where: str, kind: str) -> None:
+    """A ModelSourceError naming what the checkpoint is and which command takes it, unless it
+    is of `kind`."""
+    found = checkpoint_kind(state)
+    if found == kind:
+        return
+    if found == DETECTOR:
+        raise ModelSourceError(f"{where} is a detection run ({detector_description(state)}): use "
+                               "googlenet detect predict / detect evaluate, or detect train --resume")
+    if found == CLASSIFIER:
+        raise ModelSourceError(f"{where} is a googlenet train checkpoint (a classifier), not a detection "
+                               "run: use it with googlenet predict / evaluate, or as detect train --model")
+    raise ModelSourceError(f"{where}: unknown checkpoint kind {found!r} (known: "
+                           f"{', '.join(CHECKPOINT_KINDS)}); a newer googlenet may read it")
+
+
 def artifact_from_checkpoint(state: Mapping[str, Any], where: str, sha256: str | None = None
                              ) -> Artifact:
-    """The model a `googlenet train` checkpoint holds, with its metadata."""
+    """The model a `googlenet train` checkpoint holds, with its metadata; a detection
+    checkpoint is refused with a message that names the commands that take it."""
+    check_kind(state, where, CLASSIFIER)
     version = state.get("version")
     weights, averaged = checkpoint_weights(state)
     if version == 1:

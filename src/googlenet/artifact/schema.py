@@ -8,6 +8,13 @@ under the key `artifact` of a training checkpoint.
     {"schema": "googlenet-artifact", "version": 1, "variant": "bn", "classes": [...],
      "aux_logits": false, "preprocessing": {...}, "provenance": {...}}
 
+A training checkpoint also says what kind of model it holds, under its `kind` key
+(`artifact.files.CHECKPOINT_KINDS`): `classifier` (a `googlenet train` checkpoint, with the
+record above; a checkpoint without a kind is one) or `detector` (a `googlenet detect train`
+checkpoint of a Faster R-CNN: its weights under `detector`, its run's detection.json under
+`record`, and no artifact record, since it is no classifier). A model source that is a
+detector is refused by every command that needs a classifier, naming the commands that take it.
+
 A newer version than this code knows is an error, never a guess.
 """
 

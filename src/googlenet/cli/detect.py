@@ -85,7 +85,12 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--cache-dir", default=DEFAULT_CACHE, help="where proposals are cached")
     g = p.add_argument_group("faster-rcnn")
     g.add_argument("--image-size", type=positive_int, default=320, help="the images' shorter side")
-    add_common(p)
+    add_device(p)
+    # its own dest: the CLI's free-core policy does not apply to training, whose results depend
+    # on the count (runtime.threads); a resumed run keeps its recorded count unless given one
+    p.add_argument("--threads", dest="train_threads", type=positive_int, default=0,
+                   help="intra-op threads, fixed for the run (default: OMP_NUM_THREADS, else every "
+                        "core; a resume: the run's own)")
     p.set_defaults(run=run_train)
 
 
@@ -97,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
     from googlenet.cli.train import StopSignals
     from googlenet.detection.train import DetectConfig, train_detection
 
-    set_threads(args.threads)
+    set_threads(args.train_threads)  # rcnn: as asked; faster-rcnn sets (and records) its own
     if not args.data and not args.resume:
         raise ValueError("--data is required (or --resume)")
     config = DetectConfig(
@@ -108,7 +113,7 @@ def run_train(args: argparse.Namespace) -> int:
         input_size=args.input_size, proposals=args.proposals,
         background_ratio=args.background_ratio, all_background=args.all_background,
         max_side=args.max_side,
-        cache_dir=args.cache_dir, image_size=args.image_size)
+        cache_dir=args.cache_dir, image_size=args.image_size, threads=args.train_threads)
     stop = StopSignals()
     with stop.installed():
         result = train_detection(config, resume=args.resume, on_message=lambda m: print(m, flush=True),

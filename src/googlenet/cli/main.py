@@ -57,8 +57,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         apply_thread_policy(args)
         return args.run(args)
     except (GoogLeNetError, ValueError, FileNotFoundError) as error:
-        print(f"googlenet {args.command}: error: {error}", file=sys.stderr)
+        # one line: a message may quote a file's own text
+        message = " ".join(str(error).split())
+        print(f"googlenet {command_name(args)}: error: {message}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def command_name(args: argparse.Namespace) -> str:
+    """`detect predict`, `visualize filters`, `weights convert` or the command alone."""
+    sub = getattr(args, "detect_command", None) or getattr(args, "action", None)
+    return f"{args.command} {sub}" if sub else args.command
 
 
 if __name__ == "__main__":

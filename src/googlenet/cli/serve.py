@@ -57,6 +57,11 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from googlenet.serving.app import CONFIG_VARIABLE, ServeConfig, create_app
+    from googlenet.weights.sources import load_artifact
+
+    # the workers load the model once they start, where a bad source could only be a traceback
+    # in uvicorn's log: it is read here first, so that it is refused before the port is bound
+    load_artifact(args.model, preprocess=args.preprocess)
 
     threads = threads_per_worker(args.workers, args.threads, getattr(args, "threads_measured", False))
     config = ServeConfig(

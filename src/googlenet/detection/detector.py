@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
+from googlenet.artifact.files import DETECTOR
 from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.detection.metrics import Detections
 from googlenet.detection.proposals import ProposalCache
@@ -41,7 +42,13 @@ class Detector(Protocol):
 
 
 def read_record(run_dir: str | Path) -> dict[str, Any]:
-    path = Path(run_dir) / RECORD
+    """The run's detection.json; `run_dir` may also name a checkpoint inside the run."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file() and (run_dir.parent / RECORD).is_file():
+        run_dir = run_dir.parent
+    if not run_dir.exists():
+        raise ModelSourceError(f"{run_dir} does not exist: expected a detection run directory")
+    path = run_dir / RECORD
     if not path.is_file():
         raise ModelSourceError(f"{run_dir} is not a detection run (no {RECORD}); train one with "
                                "googlenet detect train")
@@ -81,9 +88,9 @@ def build_torchvision_model(record: dict[str, Any]) -> torch.nn.Module:
     trunk = build_model(record["variant"], num_classes=1, aux_logits=False)
     model = faster_rcnn(trunk, Preprocessing.from_dict(record["preprocessing"]), len(classes), size)
     if record.get("frozen_batch_norm"):
-        from googlenet.detection.frcnn import freeze_batch_norm
+        from googlenet.training.finetune import freeze_batch_norms
 
-        freeze_batch_norm(model.backbone.body)
+        freeze_batch_norms(model.backbone.body)
     return model
 
 
@@ -91,6 +98,7 @@ def load_detector(run_dir: str | Path, device: str = "auto", cache: ProposalCach
                   **settings: Any) -> Detector:
     """The detector of a run directory; `settings` override R-CNN's (e.g. max_proposals)."""
     record = read_record(run_dir)
+    run_dir = Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent
     classes = tuple(record["classes"])
     if record["method"] == "rcnn":
         from googlenet.detection.rcnn import RCNNDetector, settings_from
@@ -98,6 +106,6 @@ def load_detector(run_dir: str | Path, device: str = "auto", cache: ProposalCach
         options = settings_from({**record["rcnn"], **settings})
         return RCNNDetector.load(resolve_path(Path(run_dir)), classes, options, device, cache)
     model = build_torchvision_model(record)
-    state = load_checkpoint(Path(run_dir) / "last.pt")
-    model.load_state_dict(state["detector"])
+    state = load_checkpoint(run_dir / "last.pt", DETECTOR)
+    model.load_state_dict(state[DETECTOR])
     return TorchvisionDetector(model, classes, resolve_device(device))

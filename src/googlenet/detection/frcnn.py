@@ -5,7 +5,8 @@ adapter is ours; the rest is torchvision's detection code.
 
 The trunk comes from any model source (or fresh weights); its input normalisation becomes the
 detector's `image_mean` / `image_std`. With pretrained weights the trunk's batch norms are
-frozen (torchvision's practice with small detection batches); fresh ones train.
+frozen (torchvision's practice with small detection batches: training.finetune's
+FrozenBatchNorm2d, statistics and scale fixed); fresh ones train.
 """
 
 from __future__ import annotations
@@ -89,23 +90,6 @@ def mobilenet_peer(num_classes: int, image_size: int = DEFAULT_IMAGE_SIZE) -> nn
     return fasterrcnn_mobilenet_v3_large_320_fpn(
         weights=None, weights_backbone=None, num_classes=num_classes + 1,
         min_size=image_size, max_size=2 * image_size, **SHARED_SETTINGS)
-
-
-def freeze_batch_norm(module: nn.Module) -> nn.Module:
-    """torchvision's FrozenBatchNorm2d in place of every BatchNorm2d (pretrained trunks)."""
-    from torchvision.ops import FrozenBatchNorm2d
-
-    for name, child in module.named_children():
-        if isinstance(child, nn.BatchNorm2d):
-            frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps)
-            frozen.weight.copy_(child.weight.detach())
-            frozen.bias.copy_(child.bias.detach())
-            frozen.running_mean.copy_(child.running_mean)
-            frozen.running_var.copy_(child.running_var)
-            setattr(module, name, frozen)
-        else:
-            freeze_batch_norm(child)
-    return module
 
 
 @torch.no_grad()

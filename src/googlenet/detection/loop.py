@@ -1,8 +1,17 @@
 """Training torchvision detection models (Faster R-CNN on GoogLeNet, and the peer), in the
 manner of torchvision's detection reference script: SGD with momentum 0.9 and weight decay
-1e-4, a linear warm-up, horizontal flips; here a cosine decay (over the epochs, or over the
-wall-clock budget when one is set), gradient clipping, and this project's checkpoints (written
-atomically, loaded with weights_only=True), resume and metrics.jsonl.
+1e-4, a linear warm-up, horizontal flips; here a cosine decay, gradient clipping and
+metrics.jsonl. The pieces are the training package's (one engine): its parameter groups, its
+schedule (training.schedule.warmup_cosine), its checkpoints (atomic, free space checked,
+weights_only; of kind "detector") and RNG capture. Only the epoch over detection images is
+this module's own.
+
+A resumed run ends bit-identical to an uninterrupted one with the same thread count: flips
+are a function of (seed, epoch, index), the order of (seed, epoch), the batches done in a
+stopped epoch are skipped on resume, and torch's RNG (the RPN's and RoI heads' sampling) and
+the schedule's step are restored. The exception is a wall-clock budget (`budget_seconds`):
+the cosine then runs over the time spent, so that the rate reaches zero at the deadline
+whatever the speed; its rates depend on the clock, so such a run is not reproducible.
 """
 
 from __future__ import annotations
@@ -10,21 +19,23 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor, resize
 
+from googlenet.artifact.files import DETECTOR
 from googlenet.data.images import BadImage
 from googlenet.detection.data import DetectionData
 from googlenet.detection.regions import load_image
-from googlenet.errors import TrainingStopped
+from googlenet.errors import ModelSourceError, TrainingStopped
 from googlenet.training.checkpoint import (
     all_finite,
     capture_rng,
@@ -32,6 +43,8 @@ from googlenet.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from googlenet.training.finetune import parameter_groups
+from googlenet.training.schedule import warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -45,7 +58,7 @@ class LoopConfig:
     grad_clip: float = 10.0
     image_size: int = 320  # shorter side the images are held at (the model resizes too)
     seed: int = 0
-    budget_seconds: float = 0.0  # 0: none; else stop then, the cosine decay over this time
+    budget_seconds: float = 0.0  # 0: none; else stop then, the cosine over this time (not reproducible)
     max_bad_images: int = 50
 
 
@@ -53,7 +66,9 @@ class LoopConfig:
 class LoopState:
     epoch: int = 0
     step: int = 0
+    batch: int = 0  # batches done in `epoch` (a run stopped inside an epoch resumes after them)
     elapsed: float = 0.0  # training seconds so far (across resumes)
+    threads: int = 1  # torch's intra-op threads (results depend on them)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -102,47 +117,61 @@ def collate(batch: list) -> tuple[list, list]:
     return [b[0] for b in batch], [b[1] for b in batch]
 
 
-def lr_factor(step: int, total_steps: int, warmup: int, elapsed: float, budget: float) -> float:
-    """Linear warm-up, then a cosine to zero over the steps, or over the wall-clock budget."""
-    if step < warmup:
-        return 0.001 + (1 - 0.001) * step / warmup
-    progress = min(elapsed / budget, 1.0) if budget > 0 else min(step / max(total_steps, 1), 1.0)
-    return 0.5 * (1 + math.cos(math.pi * progress))
+def epoch_batches(images: TrainImages, epoch: int, batch_size: int, seed: int, skip: int
+                  ) -> Iterator[tuple[list[Tensor], list[dict[str, Tensor]]]]:
+    """The epoch's batches in its order (a function of seed and epoch), the first `skip` left
+    out. No DataLoader: its iterator draws a seed from torch's RNG, which a resume would then
+    draw at another point of the stream."""
+    images.epoch = epoch
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+    for start in range(skip * batch_size, len(order), batch_size):
+        yield collate([images[i] for i in order[start:start + batch_size]])
+
+
+def build_schedule(optimizer: torch.optim.Optimizer, config: LoopConfig, total_steps: int,
+                   clock: Callable[[], float]) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warm-up and cosine by step (training.schedule.warmup_cosine); with a budget, the cosine
+    runs over the time `clock()` says has been spent."""
+    by_step = partial(warmup_cosine, total_steps=total_steps, warmup_steps=config.warmup_steps)
+    if config.budget_seconds <= 0:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, by_step)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: by_step(step, progress=clock() / config.budget_seconds))
 
 
 def build_optimizer(model: nn.Module, config: LoopConfig) -> torch.optim.SGD:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
-                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr,
+    """SGD over training.finetune's groups: no weight decay on biases and batch-norm parameters."""
+    return torch.optim.SGD(parameter_groups(model, config.lr, config.weight_decay), lr=config.lr,
                            momentum=config.momentum)
 
 
-def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: LoopState,
+def checkpoint_state(model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, state: LoopState,
                      extra: dict[str, Any]) -> dict[str, Any]:
-    return {"detector": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "progress": {"epoch": state.epoch, "step": state.step, "elapsed": state.elapsed},
+    progress = {"epoch": state.epoch, "step": state.step, "batch": state.batch, "elapsed": state.elapsed,
+                "threads": state.threads}
+    return {DETECTOR: model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "progress": progress,
             "history": json.loads(json.dumps(state.history)), "rng": capture_rng(), **extra}
 
 
-def resume_into(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> LoopState:
-    saved = load_checkpoint(path)
-    model.load_state_dict(saved["detector"])
+def resume_into(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler) -> LoopState:
+    saved = load_checkpoint(path, DETECTOR)
+    if "scheduler" not in saved:
+        raise ModelSourceError(f"{path} was written by an older googlenet: its detector can be used "
+                               "(detect predict, detect evaluate) but its training cannot be resumed")
+    model.load_state_dict(saved[DETECTOR])
     optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
     restore_rng(saved["rng"])
     p = saved["progress"]
-    return LoopState(p["epoch"], p["step"], p["elapsed"], list(saved.get("history") or []))
+    return LoopState(p["epoch"], p["step"], p["batch"], p["elapsed"], p["threads"],
+                     list(saved.get("history") or []))
 
 
-def train_detector(model: nn.Module, data: DetectionData, run_dir: Path, config: LoopConfig,
-                   extra: dict[str, Any], resume: bool = False,
-                   on_message: Callable[[str], None] = lambda m: None,
-                   should_stop: Callable[[], bool] = lambda: False, max_steps: int = 0) -> LoopState:
-    """Train `model` (a torchvision detection model) on `data`; last.pt after every epoch and at
-    a stop. `extra`: what else the checkpoint carries (how to rebuild the model)."""
-    torch.manual_seed(config.seed)
+def training_images(data: DetectionData, config: LoopConfig,
+                    on_message: Callable[[str], None]) -> TrainImages:
     images = TrainImages(data, config.image_size, config.seed)
     if len(images) == 0:
         raise TrainingStopped(f"no readable training images in {data.source}")
@@ -150,68 +179,110 @@ def train_detector(model: nn.Module, data: DetectionData, run_dir: Path, config:
         raise TrainingStopped(f"{len(images.skipped)} unreadable images; first: {images.skipped[0]}")
     for line in images.skipped:
         on_message(f"skipped unreadable image {line}")
-    optimizer = build_optimizer(model, config)
+    return images
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch_images: list[Tensor],
+               targets: list[dict[str, Tensor]], grad_clip: float) -> dict[str, Tensor] | None:
+    """One SGD step; the losses, or None when the loss was not finite (no step taken)."""
     device = next(model.parameters()).device
-    state = resume_into(run_dir / "last.pt", model, optimizer) if resume else LoopState()
+    batch_images = [image.to(device) for image in batch_images]
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    losses = model(batch_images, targets)
+    loss = sum(losses.values())
+    optimizer.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return None
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return {"loss": loss.detach(), **{k: v.detach() for k, v in losses.items()}}
+
+
+@dataclass
+class EpochSums:
+    sums: dict[str, float] = field(default_factory=dict)
+    seen: int = 0
+
+    def add(self, losses: dict[str, Tensor], images: int) -> None:
+        for name, value in losses.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value.item() * images
+        self.seen += images
+
+
+def train_detector(model: nn.Module, data: DetectionData, run_dir: Path, config: LoopConfig,
+                   extra: dict[str, Any], resume: bool = False,
+                   on_message: Callable[[str], None] = lambda m: None,
+                   should_stop: Callable[[], bool] = lambda: False, max_steps: int = 0,
+                   threads: int = 1) -> LoopState:
+    """Train `model` (a torchvision detection model) on `data` with `threads` intra-op threads
+    (set by the caller; recorded); last.pt after every epoch and at a stop. `extra`: what else
+    the checkpoint carries (how to rebuild the model)."""
+    torch.manual_seed(config.seed)
+    images = training_images(data, config, on_message)
+    optimizer = build_optimizer(model, config)
     batches = math.ceil(len(images) / config.batch_size)
-    total = batches * config.epochs
-    started = time.perf_counter() - state.elapsed
-    metrics = run_dir / "metrics.jsonl"
-    stopped = False
-    while state.epoch < config.epochs and not stopped:
-        images.epoch = state.epoch
-        generator = torch.Generator().manual_seed(config.seed + state.epoch)
-        order = torch.randperm(len(images), generator=generator)
-        loader = DataLoader(torch.utils.data.Subset(images, order.tolist()), batch_size=config.batch_size,
-                            collate_fn=collate)
+    clock = Clock()
+    scheduler = build_schedule(optimizer, config, batches * config.epochs, clock)
+    state = resume_into(run_dir / "last.pt", model, optimizer, scheduler) if resume else LoopState()
+    state.threads = threads
+    clock.start(state.elapsed)
+    halt = False
+    while state.epoch < config.epochs and not halt:
         model.train()
-        sums: dict[str, float] = {}
-        seen, epoch_start = 0, time.perf_counter()
-        for batch_images, targets in loader:
-            batch_images = [image.to(device) for image in batch_images]
-            targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr * lr_factor(state.step, total, config.warmup_steps,
-                                                    time.perf_counter() - started, config.budget_seconds)
-            losses = model(batch_images, targets)
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                optimizer.zero_grad(set_to_none=True)
+        sums, epoch_start = EpochSums(), time.perf_counter()
+        for batch_images, targets in epoch_batches(images, state.epoch, config.batch_size, config.seed,
+                                                   state.batch):
+            losses = train_step(model, optimizer, batch_images, targets, config.grad_clip)
+            if losses is None:
                 on_message(f"skipped a non-finite loss at step {state.step}")
             else:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                optimizer.step()
-                for name, value in losses.items():
-                    sums[name] = sums.get(name, 0.0) + value.item() * len(batch_images)
-                sums["loss"] = sums.get("loss", 0.0) + loss.item() * len(batch_images)
-                seen += len(batch_images)
-            state.step += 1
-            state.elapsed = time.perf_counter() - started
+                sums.add(losses, len(batch_images))
+            scheduler.step()
+            state.step, state.batch, state.elapsed = state.step + 1, state.batch + 1, clock()
             over_budget = config.budget_seconds > 0 and state.elapsed >= config.budget_seconds
-            if should_stop() or over_budget or (max_steps and state.step >= max_steps):
-                stopped = True
+            halt = should_stop() or over_budget or bool(max_steps and state.step >= max_steps)
+            if halt:
                 break
-        seconds = time.perf_counter() - epoch_start
-        record = {"epoch": state.epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"],
-                  **{k: v / max(seen, 1) for k, v in sums.items()}, "images": seen,
-                  "images_per_second": seen / seconds if seconds > 0 else 0.0, "seconds": seconds,
-                  "elapsed_seconds": state.elapsed, "bad_images": len(images.skipped),
-                  "complete": not stopped}
-        if not stopped:
-            state.epoch += 1
-        state.history.append(record)
-        on_message(f"epoch {record['epoch']}/{config.epochs}  loss {record.get('loss', float('nan')):.4f}  "
-                   f"{record['images_per_second']:.1f} img/s  {seconds:.1f}s"
-                   + ("  (stopped)" if stopped else ""))
-        if not all_finite(model.state_dict()):
-            raise TrainingStopped("the weights are no longer finite; last.pt was not overwritten")
-        save_checkpoint(run_dir / "last.pt", checkpoint_state(model, optimizer, state, extra))
-        with open(metrics, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        # a stop after an epoch's last batch ends that epoch: a resume starts the next one
+        end_epoch(model, optimizer, scheduler, state, sums, time.perf_counter() - epoch_start,
+                  state.batch >= batches, images, config, run_dir, extra, on_message)
     return state
 
 
-def loop_config_dict(config: LoopConfig) -> dict[str, Any]:
-    return asdict(config)
+class Clock:
+    """Training seconds so far, across resumes (the budget's measure)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def start(self, elapsed: float) -> None:
+        self.started = time.perf_counter() - elapsed
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
+              scheduler: torch.optim.lr_scheduler.LRScheduler, state: LoopState, sums: EpochSums,
+              seconds: float, complete: bool, images: TrainImages, config: LoopConfig, run_dir: Path,
+              extra: dict[str, Any], on_message: Callable[[str], None]) -> None:
+    """The epoch's record in the history and metrics.jsonl, and last.pt."""
+    record = {"epoch": state.epoch + 1, "step": state.step, "lr": optimizer.param_groups[0]["lr"],
+              **{k: v / max(sums.seen, 1) for k, v in sums.sums.items()}, "images": sums.seen,
+              "images_per_second": sums.seen / seconds if seconds > 0 else 0.0, "seconds": seconds,
+              "elapsed_seconds": state.elapsed, "bad_images": len(images.skipped),
+              "threads": state.threads, "complete": complete}
+    if complete:
+        state.epoch, state.batch = state.epoch + 1, 0
+    state.history.append(record)
+    on_message(f"epoch {record['epoch']}/{config.epochs}  loss {record.get('loss', float('nan')):.4f}  "
+               f"{record['images_per_second']:.1f} img/s  {seconds:.1f}s"
+               + ("" if complete else "  (stopped)"))
+    if not all_finite(model.state_dict()):
+        raise TrainingStopped("the weights are no longer finite; last.pt was not overwritten")
+    save_checkpoint(run_dir / "last.pt", checkpoint_state(model, optimizer, scheduler, state, extra),
+                    kind=DETECTOR)
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+

@@ -47,7 +47,8 @@ class DetectConfig:
     variant: str | None = None  # fresh trunks: paper or bn (default bn)
     output: str | None = None
     seed: int = 0
-    device: str = "auto"
+    device: str = "auto"  # auto: CUDA when there is one (runtime.device.resolve_device)
+    threads: int = 0  # intra-op threads; 0: runtime.threads.training_threads (a resume: the run's)
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -253,7 +254,7 @@ def frcnn_model(config: DetectConfig, classes: Sequence[str]) -> tuple[Any, dict
     """The detection model and the record that rebuilds it."""
     from googlenet.artifact.build import model_from_artifact
     from googlenet.artifact.preprocessing import preset
-    from googlenet.detection.frcnn import faster_rcnn, freeze_batch_norm, mobilenet_peer
+    from googlenet.detection.frcnn import faster_rcnn, mobilenet_peer
     from googlenet.model.network import build_model
     from googlenet.weights.sources import load_artifact
 
@@ -271,7 +272,9 @@ def frcnn_model(config: DetectConfig, classes: Sequence[str]) -> tuple[Any, dict
     frozen = bool(config.model) and trunk.variant.batch_norm
     model = faster_rcnn(trunk, prep, len(classes), config.image_size)
     if frozen:
-        freeze_batch_norm(model.backbone.body)
+        from googlenet.training.finetune import freeze_batch_norms
+
+        freeze_batch_norms(model.backbone.body)
     extra.update(variant=trunk.variant.name, preprocessing=prep.to_dict(), frozen_batch_norm=frozen)
     return model, extra
 
@@ -286,31 +289,61 @@ def loop_config(config: DetectConfig, saved: dict[str, Any] | None = None) -> Lo
     return LoopConfig(**values)
 
 
+def loop_threads(config: DetectConfig, record: dict[str, Any] | None,
+                 on_message: Callable[[str], None]) -> int:
+    """A fresh run's fixed thread count (runtime.threads.training_threads), or a resumed run's
+    recorded one unless another is asked for, which is said: results depend on the count."""
+    from googlenet.runtime.threads import training_threads
+
+    saved = (record or {}).get("threads")
+    if saved is None:
+        return training_threads(config.threads)
+    if config.threads and config.threads != saved:
+        on_message(f"threads changed from {saved} to {config.threads}: not bit-identical to an "
+                   "uninterrupted run")
+        return config.threads
+    return int(saved)
+
+
+def training_device(config: DetectConfig):  # noqa: ANN201 - a torch.device
+    """`auto`: CUDA when there is one, else MPS, else the CPU (runtime.device.resolve_device)."""
+    from googlenet.runtime.device import resolve_device
+
+    return resolve_device(config.device)
+
+
 def train_torchvision(config: DetectConfig, data: DetectionData, run_dir: Path, resumed: bool,
                       on_message: Callable[[str], None], should_stop: Callable[[], bool],
                       max_steps: int) -> str:
     import torch
 
+    device = training_device(config)
     if resumed:
         record = read_record(run_dir)
         model = build_torchvision_model(record)
         loop = loop_config(config, record["loop"])
     else:
+        torch.manual_seed(config.seed)  # the fresh weights are a function of the seed
         model, extra = frcnn_model(config, data.classes)
         loop = loop_config(config)
         record = record_for(config, data, {**extra, "loop": dataclasses.asdict(loop)})
+    threads = loop_threads(config, record if resumed else None, on_message)
+    record = {**record, "loop": dataclasses.asdict(loop), "threads": threads}
     run_dir.mkdir(parents=True, exist_ok=True)
+    before = torch.get_num_threads()
     with DirectoryLock(run_dir):
-        write_atomically(run_dir / RECORD, json.dumps({**record, "loop": dataclasses.asdict(loop)},
-                                                      indent=1).encode())
+        write_atomically(run_dir / RECORD, json.dumps(record, indent=1).encode())
         on_message(f"run directory: {run_dir}")
         on_message(f"training {config.method} on {len(data)} images, {len(data.classes)} classes, "
-                   f"{loop.epochs} epochs, batch {loop.batch_size}, lr {loop.lr:g}"
-                   + (f", budget {config.minutes:g} min" if config.minutes else ""))
-        device = torch.device("cpu") if config.device in ("auto", "cpu") else torch.device(config.device)
-        state = train_detector(model.to(device), data, run_dir, loop, {"record": record},
-                               resume=resumed, on_message=on_message, should_stop=should_stop,
-                               max_steps=max_steps)
+                   f"{loop.epochs} epochs, batch {loop.batch_size}, lr {loop.lr:g}, {device}, "
+                   f"{threads} thread(s)" + (f", budget {config.minutes:g} min" if config.minutes else ""))
+        torch.set_num_threads(threads)
+        try:
+            state = train_detector(model.to(device), data, run_dir, loop, {"record": record},
+                                   resume=resumed, on_message=on_message, should_stop=should_stop,
+                                   max_steps=max_steps, threads=threads)
+        finally:
+            torch.set_num_threads(before)  # the caller's setting, as it was
     if should_stop():
         return "signal"
     if max_steps and state.step >= max_steps:

@@ -9,16 +9,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from googlenet.artifact.files import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
+from googlenet.artifact.files import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CLASSIFIER, check_kind
 from googlenet.errors import ModelSourceError
 from googlenet.runtime.files import atomic_path, safe_torch_load
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def save_checkpoint(path: Path, state: dict[str, Any], kind: str = CLASSIFIER) -> None:
     """Write to a temporary file in the same folder, then rename: never a half-written file.
-    The free space is checked first; a full disk is a StorageError and the old file stays."""
+    The free space is checked first; a full disk is a StorageError and the old file stays.
+    `kind`: what the checkpoint holds (artifact.files.CHECKPOINT_KINDS)."""
     with atomic_path(path, fsync=True, needed=tensor_bytes(state) + (1 << 20)) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **state}, tmp)
+        torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind, **state}, tmp)
 
 
 def tensor_bytes(value: Any) -> int:
@@ -32,14 +33,16 @@ def tensor_bytes(value: Any) -> int:
     return 0
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load with torch.load(weights_only=True): a checkpoint file cannot run code."""
+def load_checkpoint(path: str | Path, kind: str = CLASSIFIER) -> dict[str, Any]:
+    """Load with torch.load(weights_only=True): a checkpoint file cannot run code. A checkpoint
+    of another kind than `kind` is a ModelSourceError that says what it is."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     state = safe_torch_load(path, "checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ModelSourceError(f"{path} is not a googlenet checkpoint (no {CHECKPOINT_FORMAT!r} marker)")
+    check_kind(state, str(path), kind)
     return state
 
 

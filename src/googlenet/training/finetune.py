@@ -16,7 +16,9 @@ CLASSIFIER_PREFIXES = ("fc.", "aux1.fc2.", "aux2.fc2.")  # what reset_classifier
 
 class FrozenBatchNorm2d(nn.BatchNorm2d):
     """Batch norm that keeps its running statistics in training mode: a frozen layer must
-    not drift with the new data's statistics. Same state_dict as nn.BatchNorm2d."""
+    not drift with the new data's statistics. Same state_dict as nn.BatchNorm2d, so that a
+    model with frozen batch norms loads and exports as any other; a state dict of torchvision's
+    FrozenBatchNorm2d (no num_batches_tracked: detection checkpoints before this one) loads too."""
 
     def train(self, mode: bool = True) -> FrozenBatchNorm2d:
         return super().train(False)
@@ -53,14 +55,18 @@ def freeze_through(model: GoogLeNet, name: str) -> list[str]:
     return frozen
 
 
-def freeze_batch_norms(module: nn.Module) -> None:
+def freeze_batch_norms(module: nn.Module) -> nn.Module:
+    """FrozenBatchNorm2d in place of every BatchNorm2d under `module`, its scale and shift
+    frozen too (as torchvision's FrozenBatchNorm2d, which detection used before: one frozen
+    batch norm for fine-tuning and detection). Returns `module`."""
     for name, child in module.named_children():
         if type(child) is nn.BatchNorm2d:
             frozen = FrozenBatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum)
             frozen.load_state_dict(child.state_dict())
-            setattr(module, name, frozen.to(child.weight.device))
+            setattr(module, name, frozen.to(child.weight.device).requires_grad_(False))
         else:
             freeze_batch_norms(child)
+    return module
 
 
 def parameter_groups(model: nn.Module, lr: float, weight_decay: float,

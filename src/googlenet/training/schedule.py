@@ -35,3 +35,17 @@ def build_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig, steps_
                      schedule=optim.schedule, step_epochs=optim.step_epochs, gamma=optim.gamma,
                      warmup_epochs=warmup, min_lr_ratio=optim.min_lr_ratio)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def warmup_cosine(step: int, *, total_steps: int, warmup_steps: int, start_factor: float = 1e-3,
+                  progress: float | None = None) -> float:
+    """torchvision's detection reference warm-up (linear from `start_factor` to 1 over
+    `warmup_steps`), then a cosine to zero whose progress is step / total_steps counted from
+    step 0 (the detection loop's schedule). `progress` in [0, 1], when given, replaces that
+    fraction (detection's wall-clock budget: the share of the time spent)."""
+    if step < warmup_steps:
+        return start_factor + (1 - start_factor) * step / warmup_steps
+    if progress is None:
+        progress = step / max(total_steps, 1)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+

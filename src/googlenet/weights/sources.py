@@ -59,6 +59,9 @@ def load_model(source: str | Path, *, num_classes: int | None = None, aux_logits
 
 
 def resolve_path(path: Path) -> Path:
+    # An R-CNN detection run's best.pt / last.pt is its region classifier (classes: background
+    # and the objects), a `googlenet train` checkpoint: it is used as the classifier it is. A
+    # Faster R-CNN run's last.pt is of kind detector and refused when read (artifact.files).
     if path.is_dir():
         for name in RUN_CHECKPOINTS:
             if (path / name).is_file():
