@@ -9,8 +9,8 @@ recipe: paper variant with aux heads, 32x32, batch 64); the CIFAR-10 `fast` reci
 the batch, not on the number of images); and inference as in `googlenet bench` (bn at 224x224,
 batch 32: PyTorch eager and ONNX Runtime fp32). The competitor is `python -c "while True:
 pass"`, started before the workload and killed after it. Policies: "all cores" (threads =
-cores, the old default) and "free cores" (the default now: googlenet.runtime.threads;
-training also re-measures every 5 s). Rows are medians over rounds; conditions alternate.
+cores; what `train` uses, for reproducibility) and "free cores" (googlenet.runtime.threads: the
+inference commands' default; training with `--follow-free-cores`, re-measured every 5 s). Rows are medians over rounds; conditions alternate.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def set_threads(policy: str) -> int:
 
 def child_train(recipe: str, data: str | None, policy: str, warm: int, steps: int) -> float:
     from googlenet.training.config import load_recipe, with_overrides
-    from googlenet.training.loop import Callback, FollowFreeCores, train
+    from googlenet.training.loop import Callback, train
 
     class Timer(Callback):
         """Training steps only: time between consecutive batches of one epoch, after `warm`."""
@@ -71,9 +71,10 @@ def child_train(recipe: str, data: str | None, policy: str, warm: int, steps: in
             self.previous, self.count = (now, result.images), self.count + 1
 
     timer = Timer()
-    callbacks = [timer] + ([FollowFreeCores()] if policy == "free cores" else [])
+    callbacks = [timer]
     with tempfile.TemporaryDirectory() as out:
-        overrides = {"output": out, "quiet": True, "epochs": 50}
+        overrides = {"output": out, "quiet": True, "epochs": 50,
+                     "follow_free_cores": policy == "free cores"}
         if data:
             overrides.update(path="", train_dir=f"{data}/train", val_dir=f"{data}/val")
         config = with_overrides(load_recipe(recipe), overrides)

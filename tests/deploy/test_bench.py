@@ -5,6 +5,10 @@ import json
 import subprocess
 import sys
 
+import pytest
+
+from googlenet.deploy.bench import BenchConfig, BenchReport, BenchRow, add_ratios, render_bench
+
 INFERENCE = ["torchvision eager", "ours bn eager", "ours paper eager", "ours bn channels_last",
              "ours bn channels_last folded", "ORT fp32 ours bn", "ORT fp32 ours paper",
              "ORT fp32 torchvision", "ORT int8 ours bn", "ORT int8 ours paper", "ORT int8 torchvision",
@@ -15,6 +19,7 @@ TRAINING = ["torchvision train NCHW fp32", "ours bn train NCHW fp32", "ours bn t
             "ours bn train channels_last bf16", "ours paper train channels_last fp32"]
 
 
+@pytest.mark.slow  # a whole `bench --quick` (about a minute): the arithmetic is tested below
 def test_quick_bench_reports_every_row(tmp_path):
     output = tmp_path / "bench.json"
     # In its own process, as users run it.
@@ -43,8 +48,23 @@ def test_quick_bench_reports_every_row(tmp_path):
     assert all(abs(r["ratio"] - 1) < 1e-9 for r in baselines)
 
 
-def test_quick_leaves_out_torch_compile_whose_compilation_takes_minutes():
-    from googlenet.deploy.bench import BenchConfig
+def test_each_row_is_a_ratio_to_its_baseline_and_a_share_of_its_precisions_ceiling():
+    rows = [BenchRow("torchvision eager", "inference", 4, 0.2, 1000),
+            BenchRow("ours bn eager", "inference", 4, 0.1, 1000),
+            BenchRow("ORT int8 ours bn", "inference", 4, 0.05, 1000, precision="int8"),
+            BenchRow("torchvision eager", "inference", 1, 0.1, 1000),
+            BenchRow("ours bn eager", "inference", 1, 0.2, 1000),
+            BenchRow("torchvision train NCHW fp32", "training", 4, 0.4, 3000)]
+    add_ratios(rows, ceiling_gflops=1.0, int8_ceiling_gops=4.0)
+    assert [r.ratio for r in rows] == [1.0, 2.0, 4.0, 1.0, 0.5, 1.0]
+    assert rows[1].ceiling_fraction == pytest.approx(40 * 1000 * 2 / 1e9)  # 40 images/s x 2 ops
+    assert rows[2].ceiling_fraction == pytest.approx(80 * 1000 * 2 / 4e9)  # against int8's ceiling
+    machine = {"cpu": "x", "cpus": "2", "threads": "1", "torch": "t", "onnxruntime": "o",
+               "openvino": "v"}
+    text = render_bench(BenchReport(BenchConfig.quick(), machine, 1.0, rows, 4.0))
+    assert "2.00x" in text and "4.00x" in text and "0.50x" in text and "x, 2 CPUs, 1 threads" in text
 
+
+def test_quick_leaves_out_torch_compile_whose_compilation_takes_minutes():
     assert not BenchConfig.quick().compile and BenchConfig().compile
     assert BenchConfig.quick(compile=True).compile

@@ -128,7 +128,7 @@ def rcnn_train_config(config: DetectConfig, regions: Path, run_dir: Path, epochs
         "path": "", "train_dir": str(regions / "train"), "val_dir": str(val),
         "input_size": input_size, "eval_crop_ratio": 1.0, "output": str(run_dir), "seed": config.seed,
         "device": config.device, "weights": config.model, "quiet": True, "name": "detect-rcnn",
-        "in_memory": True, "workers": 0,
+        "in_memory": True, "workers": 0, "threads": config.threads,  # 0: the training loop's default
         # the warped region is seen whole: pad-and-crop and flips, no random-area crops
         "policy": "crop-flip", "crop_padding": max(2, input_size // 16), **config.train_overrides}
     if config.variant and not config.model:
@@ -238,7 +238,8 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
         from googlenet.training.config import with_overrides
 
         asked = {k: v for k, v in (("epochs", config.epochs), ("batch_size", config.batch_size),
-                                   ("lr", config.lr)) if v is not None}
+                                   ("lr", config.lr), ("threads", config.threads or None))
+                 if v is not None}
         return with_overrides(saved, asked) if asked else saved
 
     result = train(train_config, resume=run_dir if resumed else None,
