@@ -10,7 +10,8 @@ the batch, not on the number of images); and inference as in `googlenet bench` (
 batch 32: PyTorch eager and ONNX Runtime fp32). The competitor is `python -c "while True:
 pass"`, started before the workload and killed after it. Policies: "all cores" (threads =
 cores; what `train` uses, for reproducibility) and "free cores" (googlenet.runtime.threads: the
-inference commands' default; training with `--follow-free-cores`, re-measured every 5 s). Rows are medians over rounds; conditions alternate.
+inference commands' default; training with `--follow-free-cores`, re-measured every 5 s).
+Rows are medians over rounds; conditions alternate.
 """
 
 from __future__ import annotations

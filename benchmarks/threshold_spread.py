@@ -2,6 +2,7 @@
 model: the session's digits run (tests/trained_checks.py) and what the tests measure on it.
 
     python benchmarks/threshold_spread.py --seeds 0 1 2 3 --threads 1 2 4
+    python benchmarks/threshold_spread.py --detection --seeds 0 1 --threads 1 2   # slow: an hour
 
 Each (seed, threads) trains the digits run as tests/conftest.py does (4 epochs, bn, fp32) with
 that seed and thread count, then measures with the same thread count. The table gives each
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -27,15 +29,16 @@ from trained_checks import (  # noqa: E402
     DIGITS_RUN,
     attribution_inside,
     channel_excitation,
+    detector_learns,
     dream_gain,
 )
 
 # quantity -> (the test that asserts it, its threshold as asserted, "min": the test needs more)
 THRESHOLDS = {
     "val_top1": ("tests/deploy/test_quantize.py fp32 top-1 (> 0.4)", 0.4),
-    "channel_vs_noise": ("tests/visual/test_visualize.py reached / noise", 3.0),
-    "channel_vs_photos": ("tests/visual/test_visualize.py reached / photographs", 3.0),
-    "dream_gain": ("tests/visual/test_visualize.py DeepDream energy after / before", 1.5),
+    "channel_above_noise": ("tests/visual/test_visualize.py channel objective, z-score vs noise", 3.0),
+    "channel_above_digits": ("tests/visual/test_visualize.py channel objective, z-score vs digits", 1.0),
+    "dream_gain": ("tests/visual/test_visualize.py DeepDream energy after / before", 1.2),
     "ig_inside_corner": ("tests/visual/test_explain.py share on the digit, corner (0, 0)", 0.85),
     "ig_inside_middle": ("tests/visual/test_explain.py share on the digit, (32, 32) (slow)", 0.85),
     "int8_agreement": ("tests/deploy/test_quantize.py int8 agreement with fp32", 0.9),
@@ -59,9 +62,9 @@ def measure(seed: int, threads: int) -> dict[str, float]:
         torch.set_num_threads(threads)
         artifact = load_artifact(run)
         model = model_from_artifact(artifact, aux_logits=False).eval()
-        reached, noise, photos = channel_excitation(model, artifact)
-        values = {"val_top1": result.best_top1, "channel_vs_noise": reached / noise,
-                  "channel_vs_photos": reached / photos, "dream_gain": dream_gain(model, artifact),
+        above_digits, above_noise = channel_excitation(model, artifact)
+        values = {"val_top1": result.best_top1, "channel_above_noise": above_noise,
+                  "channel_above_digits": above_digits, "dream_gain": dream_gain(model, artifact),
                   "ig_inside_corner": attribution_inside(model, artifact, (0, 0)),
                   "ig_inside_middle": attribution_inside(model, artifact, (32, 32))}
         import contextlib
@@ -77,29 +80,71 @@ def measure(seed: int, threads: int) -> dict[str, float]:
     return values
 
 
+DETECTION_THRESHOLDS = {
+    "rcnn_ap50": ("tests/detection/test_learn.py R-CNN AP50 on 8 raccoons (slow)", 0.9),
+    "faster_rcnn_ap50": ("tests/detection/test_learn.py Faster R-CNN AP50 on 8 raccoons (slow)", 0.9),
+}
+
+
+def measure_detection(seed: int, threads: int) -> dict[str, float]:
+    raccoon = Path(__file__).resolve().parents[2] / "shared" / "data" / "raccoon"
+    values = {}
+    for method in ("rcnn", "faster-rcnn"):
+        with tempfile.TemporaryDirectory() as work:
+            values[f"{method.replace('-', '_')}_ap50"] = detector_learns(raccoon, method, seed, threads,
+                                                                       Path(work))
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2, 4])
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "threshold_spread.md")
+    parser.add_argument("--detection", action="store_true",
+                        help="the detectors' learn-at-all check instead "
+                             "(results/threshold_spread_detection.md)")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    name = "threshold_spread_detection.md" if args.detection else "threshold_spread.md"
+    out = args.out or Path(__file__).parent / "results" / name
+    thresholds, measure_one = ((DETECTION_THRESHOLDS, measure_detection) if args.detection
+                               else (THRESHOLDS, measure))
     rows: list[dict[str, float]] = []
     for seed in args.seeds:
         for threads in args.threads:
-            values = measure(seed, threads)
-            rows.append(values)
-            print(json.dumps({"seed": seed, "threads": threads, **values}), flush=True)
-    cpu = platform.processor() or platform.machine()
+            rows.append({"seed": seed, "threads": threads, **measure_one(seed, threads)})
+            print(json.dumps(rows[-1]), flush=True)
+    cpu = cpu_name()
     lines = [f"# Spread of the trained-model test thresholds ({len(rows)} runs)", "",
-             f"`python benchmarks/threshold_spread.py --seeds {' '.join(map(str, args.seeds))} "
+             f"`python benchmarks/threshold_spread.py {'--detection ' if args.detection else ''}"
+             f"--seeds {' '.join(map(str, args.seeds))} "
              f"--threads {' '.join(map(str, args.threads))}` on {cpu}, torch {torch.__version__}.", "",
              "| quantity | asserted by | min | median | max | threshold | margin (min / threshold) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    for name, (where, threshold) in THRESHOLDS.items():
+    for name, (where, threshold) in thresholds.items():
         values = [r[name] for r in rows]
         lines.append(f"| {name} | {where} | {min(values):.3f} | {statistics.median(values):.3f} | "
                      f"{max(values):.3f} | {threshold:g} | {min(values) / threshold:.2f}x |")
-    write_report(args.out, lines)
+    names = list(thresholds)
+    lines += ["", "Each run:", "", "| seed | threads | " + " | ".join(names) + " |",
+              "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    lines += [f"| {r['seed']} | {r['threads']} | " + " | ".join(f"{r[n]:.3f}" for n in names) + " |"
+              for r in rows]
+    write_report(out, lines)
+
+
+def cpu_name() -> str:
+    """The CPU's model name and the vector extensions that choose PyTorch's kernels."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.machine()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("model name")), platform.machine())
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines()
+                      if line.startswith("flags")), []))
+    extensions = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f in flags]
+    return f"{model} ({', '.join(extensions) or 'no AVX2'}), {len(os.sched_getaffinity(0))} cores"
 
 
 if __name__ == "__main__":

@@ -52,19 +52,19 @@ def test_the_objective_before_the_relu_is_the_activation_after_it(digits_model, 
 
 
 def test_the_optimised_image_excites_its_channel_far_more_than_noise_and_photographs(digits_model):
-    """Feature visualisation (Olah et al. 2017) must find what the channel responds to: far more
-    than random noise and than the digits the model was trained on, on average. The factor 3:
-    the lowest of 8 runs (4 seeds x 1 and 2 threads) was THRESHOLD_SPREAD; see
-    benchmarks/results/threshold_spread.md."""
+    """Feature visualisation (Olah et al. 2017) must find what the channel responds to: its
+    objective far above random noise's and above the digits the model was trained on, in
+    standard deviations of each. Thresholds from benchmarks/results/threshold_spread.md (the
+    spread over 4 seeds x 1 and 2 threads, each lowest value at least 1.5x its threshold)."""
     model, artifact = digits_model
-    reached, by_noise, by_photos = channel_excitation(model, artifact)
-    assert reached > 3 * by_noise and reached > 3 * by_photos, (reached, by_noise, by_photos)
+    above_digits, above_noise = channel_excitation(model, artifact)
+    assert above_noise > 3 and above_digits > 1, (above_digits, above_noise)
     assert all(p.requires_grad for p in model.parameters())  # the weights were frozen only meanwhile
 
 
 def test_dream_raises_the_layers_activations_on_the_photograph(digits_model):
     model, artifact = digits_model
-    assert dream_gain(model, artifact, "4c") > 1.5  # threshold_spread.md: measured spread
+    assert dream_gain(model, artifact, "4c") > 1.2  # threshold_spread.md: the measured spread
 
 
 def test_the_commands_write_pictures_and_print_their_paths(digits_run, pasted_digits, tmp_path, capsys,

@@ -294,14 +294,13 @@ def loop_threads(config: DetectConfig, record: dict[str, Any] | None,
                  on_message: Callable[[str], None]) -> int:
     """A fresh run's fixed thread count (runtime.threads.training_threads), or a resumed run's
     recorded one unless another is asked for, which is said: results depend on the count."""
-    from googlenet.runtime.threads import training_threads
+    from googlenet.runtime.threads import threads_changed, training_threads
 
     saved = (record or {}).get("threads")
     if saved is None:
         return training_threads(config.threads)
     if config.threads and config.threads != saved:
-        on_message(f"threads changed from {saved} to {config.threads}: not bit-identical to an "
-                   "uninterrupted run")
+        on_message(threads_changed(saved, config.threads))
         return config.threads
     return int(saved)
 

@@ -41,6 +41,12 @@ def training_threads(asked: int = 0) -> int:
     return usable_cores()
 
 
+def threads_changed(before: int, after: int) -> str:
+    """What a run says when it continues with another thread count than it recorded."""
+    return (f"intra-op threads changed from {before} to {after}: the run continues, but not bit "
+            "for bit as it would have")
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
     try:

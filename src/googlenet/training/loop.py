@@ -39,7 +39,7 @@ from googlenet.runtime.distributed import (
     shutdown_distributed,
 )
 from googlenet.runtime.files import DirectoryLock, remove_stale_temporaries
-from googlenet.runtime.threads import AdaptiveThreads, training_threads
+from googlenet.runtime.threads import AdaptiveThreads, threads_changed, training_threads
 from googlenet.training.averaging import ModelEma
 from googlenet.training.checkpoint import (
     all_finite,
@@ -358,8 +358,7 @@ def run_threads(config: TrainConfig, state: dict[str, Any] | None, info: DistInf
     if saved is not None and config.run.threads and config.run.threads != saved:
         plan.record(state["progress"]["step"], config.run.threads,
                     f"--threads {config.run.threads} on resume; the run had {saved}")
-        hooks.on_message(f"intra-op threads changed from {saved} to {config.run.threads}: the run "
-                         "continues, but not bit for bit as it would have")
+        hooks.on_message(threads_changed(saved, config.run.threads))
     elif state is not None and saved is None:
         hooks.on_message(f"the checkpoint does not record its thread count; using {threads}")
     if follow:
