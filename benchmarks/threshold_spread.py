@@ -19,6 +19,7 @@ import platform
 import statistics
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -86,10 +87,10 @@ DETECTION_THRESHOLDS = {
 }
 
 
-def measure_detection(seed: int, threads: int) -> dict[str, float]:
+def measure_detection(seed: int, threads: int, methods: tuple[str, ...]) -> dict[str, float]:
     raccoon = Path(__file__).resolve().parents[2] / "shared" / "data" / "raccoon"
     values = {}
-    for method in ("rcnn", "faster-rcnn"):
+    for method in methods:
         with tempfile.TemporaryDirectory() as work:
             values[f"{method.replace('-', '_')}_ap50"] = detector_learns(raccoon, method, seed, threads,
                                                                        Path(work))
@@ -103,12 +104,17 @@ def main() -> None:
     parser.add_argument("--detection", action="store_true",
                         help="the detectors' learn-at-all check instead "
                              "(results/threshold_spread_detection.md)")
+    parser.add_argument("--methods", nargs="+", choices=("rcnn", "faster-rcnn"),
+                        default=["rcnn", "faster-rcnn"], help="with --detection")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     name = "threshold_spread_detection.md" if args.detection else "threshold_spread.md"
     out = args.out or Path(__file__).parent / "results" / name
-    thresholds, measure_one = ((DETECTION_THRESHOLDS, measure_detection) if args.detection
-                               else (THRESHOLDS, measure))
+    thresholds, measure_one = THRESHOLDS, measure
+    if args.detection:
+        thresholds = {k: v for k, v in DETECTION_THRESHOLDS.items()
+                      if k.removesuffix("_ap50").replace("_", "-") in args.methods}
+        measure_one = partial(measure_detection, methods=tuple(args.methods))
     rows: list[dict[str, float]] = []
     for seed in args.seeds:
         for threads in args.threads:
@@ -117,6 +123,7 @@ def main() -> None:
     cpu = cpu_name()
     lines = [f"# Spread of the trained-model test thresholds ({len(rows)} runs)", "",
              f"`python benchmarks/threshold_spread.py {'--detection ' if args.detection else ''}"
+             f"{'--methods ' + ' '.join(args.methods) + ' ' if args.detection else ''}"
              f"--seeds {' '.join(map(str, args.seeds))} "
              f"--threads {' '.join(map(str, args.threads))}` on {cpu}, torch {torch.__version__}.", "",
              "| quantity | asserted by | min | median | max | threshold | margin (min / threshold) |",
