@@ -87,3 +87,14 @@ def test_shown_output_is_the_real_output(capsys):
     for command, text in shown:
         assert main(shlex.split(command)[1:]) == 0
         assert capsys.readouterr().out == text, command
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_within_the_readme_names_a_heading():
+    headings = {anchor(h) for h in re.findall(r"^#{1,6} (.+)$", README, flags=re.M)}
+    targets = set(re.findall(r"\]\(#([^)]+)\)", README))
+    assert targets and sorted(targets - headings) == []
