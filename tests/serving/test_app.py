@@ -185,9 +185,17 @@ def test_the_command_serves_and_workers_share_the_cores(digits_run, photos, monk
             except httpx.TransportError:
                 time.sleep(0.1)
         assert post(url, photos[:1]).status_code == 200
+        stalled = socket.create_connection(("127.0.0.1", port))  # a half-sent upload, then SIGTERM
+        stalled.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                        b"Content-Length: 1000\r\n\r\nabc")
+        time.sleep(0.2)
     finally:
         process.terminate()
-        out, _ = process.communicate(timeout=30)
+        started = time.perf_counter()
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and time.perf_counter() - started < 10, err  # not held by the upload
+    assert b"stopping" in stalled.recv(1000) and "Traceback" not in err
+    stalled.close()
     assert f"serving {digits_run.run_dir} on http://127.0.0.1:{port}" in out
 
 

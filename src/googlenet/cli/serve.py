@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 
 from googlenet.cli.args import add_backend, add_device, add_model, add_threads, positive_int
 
 DEFAULTS = {"max_batch": 32, "max_wait_ms": 5.0, "max_queue": 256, "timeout_s": 30.0,
-            "max_upload_mb": 20.0, "max_images": 32}
+            "max_upload_mb": 20.0, "max_images": 32, "header_timeout_s": 10.0, "max_connections": 512,
+            "stop_timeout_s": 10.0}
 
 
 def add_serve(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +35,16 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-queue", type=positive_int, default=DEFAULTS["max_queue"],
                    help="requests waiting for the model; more are answered 503 at once")
     p.add_argument("--timeout-s", type=float, default=DEFAULTS["timeout_s"],
-                   help="answer 504 to a request not served by then")
+                   help="a request is answered within this of its first byte (upload, decode, queue "
+                        "and model): 408 if its body had not all arrived, else 504")
+    p.add_argument("--header-timeout-s", type=float, default=DEFAULTS["header_timeout_s"],
+                   help="a connection must send a request's header within this (else 408, or closed "
+                        "when it sent nothing)")
+    p.add_argument("--max-connections", type=positive_int, default=DEFAULTS["max_connections"],
+                   help="open connections at most; more are answered 503 at once")
+    p.add_argument("--stop-timeout-s", type=float, default=DEFAULTS["stop_timeout_s"],
+                   help="on SIGTERM, requests in flight get this long to finish (uploads still "
+                        "arriving are answered 503 at once); then the process exits 0")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULTS["max_upload_mb"],
                    help="larger request bodies are answered 413 unread")
     p.add_argument("--max-images", type=positive_int, default=DEFAULTS["max_images"],
@@ -56,7 +67,7 @@ def threads_per_worker(workers: int, threads: int | None, measured: bool = False
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from googlenet.serving.app import CONFIG_VARIABLE, ServeConfig, create_app
+    from googlenet.serving.app import CONFIG_VARIABLE, ServeConfig, create_app, uvicorn_options
     from googlenet.weights.sources import load_artifact
 
     # the workers load the model once they start, where a bad source could only be a traceback
@@ -69,16 +80,28 @@ def run_serve(args: argparse.Namespace) -> int:
         threads=threads, max_batch=args.max_batch,
         max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout_s=args.timeout_s,
         max_upload_mb=args.max_upload_mb, max_images=args.max_images, api_key=args.api_key,
-        cors_origins=tuple(args.cors_origin))
+        cors_origins=tuple(args.cors_origin), header_timeout_s=args.header_timeout_s,
+        max_connections=args.max_connections, stop_timeout_s=args.stop_timeout_s)
     print(f"serving {args.model} on http://{args.host}:{args.port} ({args.workers} worker(s), "
           f"{config.threads} thread(s) each); the page at /, the API at /docs", flush=True)
-    if args.workers == 1:
-        uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
-    else:
-        os.environ[CONFIG_VARIABLE] = config.to_json()
-        uvicorn.run("googlenet.serving.app:app_from_environment", factory=True, host=args.host,
-                    port=args.port, workers=args.workers, log_level="warning")
+    options = {"host": args.host, "port": args.port, "log_level": "warning", **uvicorn_options(config)}
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again to its previous handler:
+    # a stop asked for is a success, so that handler exits 0
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        if args.workers == 1:
+            uvicorn.run(create_app(config), **options)
+        else:
+            os.environ[CONFIG_VARIABLE] = config.to_json()
+            uvicorn.run("googlenet.serving.app:app_from_environment", factory=True, workers=args.workers,
+                        **options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 COMMANDS = (add_serve,)
