@@ -118,3 +118,16 @@ def running_server(config) -> Iterator[tuple[str, object]]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def slow_model(monkeypatch, seconds: float) -> None:
+    """Every forward pass of the servers started after this takes `seconds` longer."""
+    from googlenet.serving import app as app_module
+
+    original = app_module.State.probabilities
+
+    def slow(self, views):
+        time.sleep(seconds)
+        return original(self, views)
+
+    monkeypatch.setattr(app_module.State, "probabilities", slow)

@@ -9,11 +9,10 @@ import time
 
 import httpx
 import pytest
-from helpers import running
+from helpers import running, slow_model
 from PIL import Image
 
 from googlenet.inference.predictor import Predictor
-from googlenet.serving import app as app_module
 from googlenet.serving.app import ServeConfig
 
 
@@ -109,16 +108,6 @@ def test_an_api_key_is_required_and_compared(digits_run, photos):
         assert post(url, photos[:1], headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert httpx.get(f"{url}/v1/model").status_code == 401
         assert httpx.get(f"{url}/healthz").status_code == 200  # probes stay open
-
-
-def slow_model(monkeypatch, seconds: float) -> None:
-    original = app_module.State.probabilities
-
-    def slow(self, views):
-        time.sleep(seconds)
-        return original(self, views)
-
-    monkeypatch.setattr(app_module.State, "probabilities", slow)
 
 
 def test_requests_that_arrive_together_run_as_one_batch(digits_run, photos, monkeypatch):

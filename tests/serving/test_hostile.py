@@ -15,7 +15,7 @@ import zlib
 import httpx
 import psutil
 import pytest
-from helpers import running, running_server
+from helpers import running, running_server, slow_model
 
 from googlenet.serving.app import ServeConfig
 
@@ -316,18 +316,6 @@ def test_an_api_key_variant_is_401_in_the_one_error_shape(keyed, photos, authori
 def keyed(digits_run):
     with running(ServeConfig(model=str(digits_run.run_dir), threads=1, api_key="s3cret")) as url:
         yield url
-
-
-def slow_model(monkeypatch, seconds: float) -> None:
-    from googlenet.serving import app as app_module
-
-    original = app_module.State.probabilities
-
-    def slow(self, views):
-        time.sleep(seconds)
-        return original(self, views)
-
-    monkeypatch.setattr(app_module.State, "probabilities", slow)
 
 
 def test_a_queue_flood_is_answered_200_or_503_and_the_server_recovers(digits_run, photos, monkeypatch):
