@@ -277,16 +277,22 @@ def soak(command: list[str], name: str, images: list[bytes], args: argparse.Name
     process = start(command + ["--port", str(port)], port)
     url = f"http://127.0.0.1:{port}"
     try:
-        asyncio.run(load(url, images, 8, 100, 20))  # warm
-        before = rss_kb(process.pid)
-        latencies, failed, refused = asyncio.run(load(url, images, 8, 10**9, args.soak_seconds, args.hostile))
-        after = rss_kb(process.pid)
+        asyncio.run(load(url, images, 8, 10**9, 30, args.hostile))  # warm: every path, the allocator's pools
+        rss = [rss_kb(process.pid)]
+        answered, failed, refused = 0, 0, []
+        for _ in range(4):  # memory sampled at each quarter: growth that levels off is no leak
+            latencies, failures, hostile_answers = asyncio.run(
+                load(url, images, 8, 10**9, args.soak_seconds / 4, args.hostile))
+            answered, failed = answered + len(latencies), failed + failures
+            refused += hostile_answers
+            rss.append(rss_kb(process.pid))
     finally:
         stop(process)
-    note = (f"Soak, {name}, C = 8 for {args.soak_seconds:.0f} s, {100 * args.hostile:.0f}% hostile: "
-            f"{len(latencies) + failed} good requests, {failed} failed; {len(refused)} hostile, "
-            f"{refused.count(False)} not refused as expected; resident memory {before / 1024:.0f} -> "
-            f"{after / 1024:.0f} MB ({100 * (after - before) / before:+.1f}%); "
+    note = (f"Soak, {name}, C = 8 for {args.soak_seconds:.0f} s after 30 s of warm-up, "
+            f"{100 * args.hostile:.0f}% hostile: {answered + failed} good requests, {failed} failed; "
+            f"{len(refused)} hostile, {refused.count(False)} not refused as expected; resident memory "
+            f"{' -> '.join(f'{kb / 1024:.0f}' for kb in rss)} MB "
+            f"({100 * (rss[-1] - rss[0]) / rss[0]:+.1f}%); "
             f"exit status {process.returncode}.")
     print(note, flush=True)
     return note
