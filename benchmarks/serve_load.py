@@ -8,6 +8,11 @@ Each server runs in its own process on loopback; C concurrent clients send real 
 requests and time. Rows: our server on torch, ONNX Runtime fp32 and int8; and what users
 write by hand, one image per request through torchvision's googlenet. Beside them, each
 backend's offline batch-32 throughput and batch-1 latency, measured in the same run.
+The soak then runs the fastest server with `--hostile` of its requests hostile (bad bytes,
+a wrong content type, an over-long declared length, a header-claimed bomb, a client that
+leaves mid-upload): no good request may fail, and resident memory is compared.
+
+    python benchmarks/serve_load.py --soak-only --soak-seconds 60    # the soak alone, torch
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import argparse
 import asyncio
 import os
 import platform
+import random
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tarfile
@@ -67,18 +74,24 @@ def photographs(count: int) -> list[bytes]:
         return [archive.extractfile(m).read() for m in members]
 
 
-def models(folder: Path) -> dict[str, Path]:
-    """Our bn model as weights, fp32 ONNX and int8 ONNX."""
-    from googlenet.artifact.files import save_safetensors
+def bn_artifact():
+    """Variant bn with random weights of 1000 classes (speed does not depend on them)."""
     from googlenet.artifact.preprocessing import preset
     from googlenet.artifact.record import Artifact
-    from googlenet.deploy.export import export_model, generated_images
-    from googlenet.deploy.quantize import quantize_onnx
     from googlenet.model.network import build_model
 
     torch.manual_seed(0)
-    artifact = Artifact("bn", tuple(str(i) for i in range(1000)), preset("imagenet"),
-                        state_dict=build_model("bn", aux_logits=False).eval().state_dict())
+    return Artifact("bn", tuple(str(i) for i in range(1000)), preset("imagenet"),
+                    state_dict=build_model("bn", aux_logits=False).eval().state_dict())
+
+
+def models(folder: Path) -> dict[str, Path]:
+    """Our bn model as weights, fp32 ONNX and int8 ONNX."""
+    from googlenet.artifact.files import save_safetensors
+    from googlenet.deploy.export import export_model, generated_images
+    from googlenet.deploy.quantize import quantize_onnx
+
+    artifact = bn_artifact()
     paths = {"torch": save_safetensors(artifact, folder / "bn.safetensors")}
     paths["onnxruntime fp32"] = export_model(artifact, "onnx", folder / "bn.onnx", check_count=2).path
     paths["onnxruntime int8"] = quantize_onnx(paths["onnxruntime fp32"], folder / "bn.int8.onnx",
@@ -125,19 +138,62 @@ def stop(process: subprocess.Popen) -> None:
     process.wait(timeout=30)
 
 
-async def load(url: str, images: list[bytes], clients: int, requests: int, seconds: float
-               ) -> tuple[list[float], int]:
-    """Latencies of the answered requests, and the count of failed ones."""
+def claimed_png(width: int, height: int) -> bytes:
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 4))
+
+
+async def hostile(http: httpx.AsyncClient, url: str, kind: int) -> bool:
+    """One hostile request; True when it is answered the 4xx it deserves (or dropped)."""
+    if kind == 0:
+        response = await http.post(f"{url}/v1/predict", files=[("files", ("x.jpg", b"not an image"))])
+        return response.status_code == 422
+    if kind == 1:
+        response = await http.post(f"{url}/v1/predict", content=b"hello",
+                                   headers={"content-type": "text/plain"})
+        return response.status_code == 415
+    if kind == 2:
+        bomb = claimed_png(10**5, 10**5)
+        response = await http.post(f"{url}/v1/predict", files=[("files", ("bomb.png", bomb))])
+        return response.status_code == 422
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    length = 10**12 if kind == 3 else 100_000  # 3: declared over the limit; 4: leaves mid-upload
+    writer.write(f"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                 f"Content-Length: {length}\r\n\r\n".encode() + b"\x89PNG" + b"\x00" * 1000)
+    await writer.drain()
+    answered = (await reader.read(100)).startswith(b"HTTP/1.1 413") if kind == 3 else True
+    writer.close()
+    return answered
+
+
+async def load(url: str, images: list[bytes], clients: int, requests: int, seconds: float,
+               hostile_fraction: float = 0.0) -> tuple[list[float], int, list[bool]]:
+    """Latencies of the answered good requests, the count of failed ones, and for each
+    hostile request whether it was answered as it deserves."""
     latencies: list[float] = []
     failed = 0
     sent = 0
+    refused: list[bool] = []
     deadline = time.perf_counter() + seconds
+    chance = random.Random(0)
 
     async def client(http: httpx.AsyncClient) -> None:
         nonlocal sent, failed
         while sent < requests and time.perf_counter() < deadline:
             image = images[sent % len(images)]
             sent += 1
+            if chance.random() < hostile_fraction:
+                try:
+                    refused.append(await hostile(http, url, chance.randrange(5)))
+                except (httpx.HTTPError, OSError):
+                    refused.append(False)
+                continue
             start = time.perf_counter()
             try:
                 response = await http.post(f"{url}/v1/predict", files=[("files", ("p.jpg", image))])
@@ -152,7 +208,7 @@ async def load(url: str, images: list[bytes], clients: int, requests: int, secon
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
-    return latencies, failed
+    return latencies, failed, refused
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -173,9 +229,13 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=400, help="per row, at most")
     parser.add_argument("--seconds", type=float, default=20, help="per row, at most")
     parser.add_argument("--soak-seconds", type=float, default=120)
+    parser.add_argument("--hostile", type=float, default=0.1, help="fraction of the soak's requests")
+    parser.add_argument("--soak-only", action="store_true", help="only the soak, on the torch server")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.soak_only:
+        return soak_only(args)
     images = photographs(256)
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,7 +256,8 @@ def main() -> int:
             try:
                 for clients in args.clients:
                     started = time.perf_counter()
-                    latencies, failed = asyncio.run(load(url, images, clients, args.requests, args.seconds))
+                    latencies, failed, _ = asyncio.run(load(url, images, clients, args.requests,
+                                                            args.seconds))
                     elapsed = time.perf_counter() - started
                     row = (name, clients, len(latencies) / elapsed, percentile(latencies, 0.5),
                            percentile(latencies, 0.95), percentile(latencies, 0.99), failed, bench)
@@ -206,20 +267,45 @@ def main() -> int:
             finally:
                 stop(process)
         fastest = max((r for r in rows if r[1] == max(args.clients) and r[7]), key=lambda r: r[2])[0]
-        port = free_port()
-        process = start(servers[fastest] + ["--port", str(port)], port)
-        try:
-            asyncio.run(load(f"http://127.0.0.1:{port}", images, 8, 100, 20))  # warm
-            before = rss_kb(process.pid)
-            latencies, failed = asyncio.run(load(f"http://127.0.0.1:{port}", images, 8, 10**9,
-                                                 args.soak_seconds))
-            after = rss_kb(process.pid)
-        finally:
-            stop(process)
-        notes.append(f"Soak, {fastest}, C = 8 for {args.soak_seconds:.0f} s: {len(latencies)} requests, "
-                     f"{failed} failed; resident memory {before / 1024:.0f} -> {after / 1024:.0f} MB "
-                     f"({100 * (after - before) / before:+.1f}%).")
+        notes.append(soak(servers[fastest], fastest, images, args))
     write(args, rows, notes)
+    return 0
+
+
+def soak(command: list[str], name: str, images: list[bytes], args: argparse.Namespace) -> str:
+    port = free_port()
+    process = start(command + ["--port", str(port)], port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(load(url, images, 8, 10**9, 30, args.hostile))  # warm: every path, the allocator's pools
+        rss = [rss_kb(process.pid)]
+        answered, failed, refused = 0, 0, []
+        for _ in range(4):  # memory sampled at each quarter: growth that levels off is no leak
+            latencies, failures, hostile_answers = asyncio.run(
+                load(url, images, 8, 10**9, args.soak_seconds / 4, args.hostile))
+            answered, failed = answered + len(latencies), failed + failures
+            refused += hostile_answers
+            rss.append(rss_kb(process.pid))
+    finally:
+        stop(process)
+    note = (f"Soak, {name}, C = 8 for {args.soak_seconds:.0f} s after 30 s of warm-up, "
+            f"{100 * args.hostile:.0f}% hostile: {answered + failed} good requests, {failed} failed; "
+            f"{len(refused)} hostile, {refused.count(False)} not refused as expected; resident memory "
+            f"{' -> '.join(f'{kb / 1024:.0f}' for kb in rss)} MB "
+            f"({100 * (rss[-1] - rss[0]) / rss[0]:+.1f}%); "
+            f"exit status {process.returncode}.")
+    print(note, flush=True)
+    return note
+
+
+def soak_only(args: argparse.Namespace) -> int:
+    """The soak alone on the torch server (bn, 224x224): no offline rows, no baseline."""
+    with tempfile.TemporaryDirectory() as tmp:
+        from googlenet.artifact.files import save_safetensors
+
+        path = save_safetensors(bn_artifact(), Path(tmp) / "bn.safetensors")
+        soak([sys.executable, "-m", "googlenet", "serve", "-m", str(path), "--threads", str(args.threads)],
+             "torch", photographs(256), args)
     return 0
 
 

@@ -83,16 +83,23 @@ class Messages:
 def running(config) -> Iterator[str]:
     """The base URL of a real server (uvicorn on a free loopback port, in a thread) for a
     googlenet.serving.app.ServeConfig, ready: its model loaded and warmed up."""
+    with running_server(config) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_server(config) -> Iterator[tuple[str, object]]:
+    """`running`, with its uvicorn.Server too (set `should_exit` to stop it as SIGTERM would)."""
     import httpx
     import uvicorn
 
-    from googlenet.serving.app import create_app
+    from googlenet.serving.app import create_app, uvicorn_options
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(config), host="127.0.0.1", port=port,
-                                           log_level="error"))
+                                           log_level="error", **uvicorn_options(config)))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -107,7 +114,20 @@ def running(config) -> Iterator[str]:
     else:
         raise RuntimeError("the server did not become ready")
     try:
-        yield url
+        yield url, server
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)
+
+
+def slow_model(monkeypatch, seconds: float) -> None:
+    """Every forward pass of the servers started after this takes `seconds` longer."""
+    from googlenet.serving import app as app_module
+
+    original = app_module.State.probabilities
+
+    def slow(self, views):
+        time.sleep(seconds)
+        return original(self, views)
+
+    monkeypatch.setattr(app_module.State, "probabilities", slow)

@@ -9,11 +9,10 @@ import time
 
 import httpx
 import pytest
-from helpers import running
+from helpers import running, slow_model
 from PIL import Image
 
 from googlenet.inference.predictor import Predictor
-from googlenet.serving import app as app_module
 from googlenet.serving.app import ServeConfig
 
 
@@ -111,16 +110,6 @@ def test_an_api_key_is_required_and_compared(digits_run, photos):
         assert httpx.get(f"{url}/healthz").status_code == 200  # probes stay open
 
 
-def slow_model(monkeypatch, seconds: float) -> None:
-    original = app_module.State.probabilities
-
-    def slow(self, views):
-        time.sleep(seconds)
-        return original(self, views)
-
-    monkeypatch.setattr(app_module.State, "probabilities", slow)
-
-
 def test_requests_that_arrive_together_run_as_one_batch(digits_run, photos, monkeypatch):
     slow_model(monkeypatch, 0.3)  # while one batch runs, the next requests queue up
     with running(ServeConfig(model=str(digits_run.run_dir), threads=1, max_batch=32)) as url:
@@ -185,9 +174,17 @@ def test_the_command_serves_and_workers_share_the_cores(digits_run, photos, monk
             except httpx.TransportError:
                 time.sleep(0.1)
         assert post(url, photos[:1]).status_code == 200
+        stalled = socket.create_connection(("127.0.0.1", port))  # a half-sent upload, then SIGTERM
+        stalled.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                        b"Content-Length: 1000\r\n\r\nabc")
+        time.sleep(0.2)
     finally:
         process.terminate()
-        out, _ = process.communicate(timeout=30)
+        started = time.perf_counter()
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and time.perf_counter() - started < 10, err  # not held by the upload
+    assert b"stopping" in stalled.recv(1000) and "Traceback" not in err
+    stalled.close()
     assert f"serving {digits_run.run_dir} on http://127.0.0.1:{port}" in out
 
 

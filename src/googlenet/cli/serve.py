@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 
 from googlenet.cli.args import add_backend, add_device, add_model, add_threads, positive_int
 
+LIMITS = (  # ServeConfig's field, its type, what it bounds
+    ("max_batch", positive_int, "images per forward pass at most"),
+    ("max_wait_ms", float, "how long a batch waits for requests still being decoded (an idle server "
+                           "never waits)"),
+    ("max_queue", positive_int, "requests waiting for the model; more are answered 503 at once"),
+    ("timeout_s", float, "a request is answered within this of its first byte (upload, decode, queue "
+                         "and model): 408 if its body had not all arrived, else 504"),
+    ("header_timeout_s", float, "a connection must send a request's header within this (else 408, or "
+                                "closed when it sent nothing)"),
+    ("max_connections", positive_int, "open connections at most; more are answered 503 at once"),
+    ("stop_timeout_s", float, "on SIGTERM, requests in flight get this long to finish (uploads still "
+                              "arriving are answered 503 at once); then the process exits 0"),
+    ("max_upload_mb", float, "larger request bodies are answered 413 unread"),
+    ("max_images", positive_int, "images per request at most"),
+)
 DEFAULTS = {"max_batch": 32, "max_wait_ms": 5.0, "max_queue": 256, "timeout_s": 30.0,
-            "max_upload_mb": 20.0, "max_images": 32}
+            "max_upload_mb": 20.0, "max_images": 32, "header_timeout_s": 10.0, "max_connections": 512,
+            "stop_timeout_s": 10.0}
 
 
 def add_serve(subparsers: argparse._SubParsersAction) -> None:
@@ -25,19 +42,8 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
                    help="processes, each with its own model and a fair share of the cores")
     add_threads(p)
     add_device(p)
-    p.add_argument("--max-batch", type=positive_int, default=DEFAULTS["max_batch"],
-                   help="images per forward pass at most")
-    p.add_argument("--max-wait-ms", type=float, default=DEFAULTS["max_wait_ms"],
-                   help="how long a batch waits for requests still being decoded (an idle "
-                        "server never waits)")
-    p.add_argument("--max-queue", type=positive_int, default=DEFAULTS["max_queue"],
-                   help="requests waiting for the model; more are answered 503 at once")
-    p.add_argument("--timeout-s", type=float, default=DEFAULTS["timeout_s"],
-                   help="answer 504 to a request not served by then")
-    p.add_argument("--max-upload-mb", type=float, default=DEFAULTS["max_upload_mb"],
-                   help="larger request bodies are answered 413 unread")
-    p.add_argument("--max-images", type=positive_int, default=DEFAULTS["max_images"],
-                   help="images per request at most")
+    for name, kind, help_text in LIMITS:
+        p.add_argument("--" + name.replace("_", "-"), type=kind, default=DEFAULTS[name], help=help_text)
     p.add_argument("--api-key", default=os.environ.get("GOOGLENET_API_KEY"),
                    help="require `Authorization: Bearer KEY` (default: $GOOGLENET_API_KEY, else none)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
@@ -56,7 +62,7 @@ def threads_per_worker(workers: int, threads: int | None, measured: bool = False
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from googlenet.serving.app import CONFIG_VARIABLE, ServeConfig, create_app
+    from googlenet.serving.app import CONFIG_VARIABLE, ServeConfig, create_app, uvicorn_options
     from googlenet.weights.sources import load_artifact
 
     # the workers load the model once they start, where a bad source could only be a traceback
@@ -66,19 +72,28 @@ def run_serve(args: argparse.Namespace) -> int:
     threads = threads_per_worker(args.workers, args.threads, getattr(args, "threads_measured", False))
     config = ServeConfig(
         model=args.model, backend=args.backend, device=args.device, preprocess=args.preprocess,
-        threads=threads, max_batch=args.max_batch,
-        max_wait_ms=args.max_wait_ms, max_queue=args.max_queue, timeout_s=args.timeout_s,
-        max_upload_mb=args.max_upload_mb, max_images=args.max_images, api_key=args.api_key,
-        cors_origins=tuple(args.cors_origin))
+        threads=threads, api_key=args.api_key, cors_origins=tuple(args.cors_origin),
+        **{name: getattr(args, name) for name, _, _ in LIMITS})
     print(f"serving {args.model} on http://{args.host}:{args.port} ({args.workers} worker(s), "
           f"{config.threads} thread(s) each); the page at /, the API at /docs", flush=True)
-    if args.workers == 1:
-        uvicorn.run(create_app(config), host=args.host, port=args.port, log_level="warning")
-    else:
-        os.environ[CONFIG_VARIABLE] = config.to_json()
-        uvicorn.run("googlenet.serving.app:app_from_environment", factory=True, host=args.host,
-                    port=args.port, workers=args.workers, log_level="warning")
+    options = {"host": args.host, "port": args.port, "log_level": "warning", **uvicorn_options(config)}
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again to its previous handler:
+    # a stop asked for is a success, so that handler exits 0
+    previous = signal.signal(signal.SIGTERM, stopped)
+    try:
+        if args.workers == 1:
+            uvicorn.run(create_app(config), **options)
+        else:
+            os.environ[CONFIG_VARIABLE] = config.to_json()
+            uvicorn.run("googlenet.serving.app:app_from_environment", factory=True, workers=args.workers,
+                        **options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 COMMANDS = (add_serve,)

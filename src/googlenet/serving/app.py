@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hmac
 import json
 import os
@@ -26,20 +27,27 @@ from importlib import resources
 from typing import Any
 
 import torch
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from googlenet.data.images import check_header, read_image
 from googlenet.inference.predictor import Predictor
 from googlenet.serving.batcher import Batcher, QueueFull
+from googlenet.serving.connection import ConnectionLimits, GuardedH11Protocol
+from googlenet.serving.errors import ClientError, error_body
+from googlenet.serving.guard import RequestGuard
 from googlenet.serving.metrics import Metrics
 
 MB = 1 << 20
 CONFIG_VARIABLE = "GOOGLENET_SERVE_CONFIG"  # how `--workers N` passes the settings to each worker
 API_KEY_VARIABLE = "GOOGLENET_API_KEY"
+MAX_HEADER_BYTES = 16 * 1024  # a request line and header larger than this: 431 (400 when split)
+CLOSE = {"Connection": "close"}  # the rest of the body is not read: the connection cannot go on
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,10 @@ class ServeConfig:
     max_batch: int = 32
     max_wait_ms: float = 5.0
     max_queue: int = 256  # requests waiting for the model; more get 503 at once
-    timeout_s: float = 30.0  # a request not answered by then gets 504
+    timeout_s: float = 30.0  # from a request's first byte: 408 if not all received by then, else 504
+    header_timeout_s: float = 10.0  # from a request's first byte (or the connection's opening) to its header
+    max_connections: int = 512  # open connections; more are answered 503 at once
+    stop_timeout_s: float = 10.0  # on SIGTERM, what is in flight gets this long to finish
     max_upload_mb: float = 20.0
     max_images: int = 32  # per request
     top_k: int = 5
@@ -118,10 +129,6 @@ def model_id(source: str) -> str:
     return parent if name in ("best.pt", "last.pt") and parent else name or source
 
 
-class ClientError(HTTPException):
-    """A request the server refuses; `detail` names the problem."""
-
-
 def check_api_key(request: Request, config: ServeConfig) -> None:
     if config.api_key is None:
         return
@@ -138,12 +145,12 @@ async def read_body(request: Request, limit_mb: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ClientError(413, f"upload of {int(declared) / MB:.2f} MB is over the "
-                               f"{limit_mb:g} MB limit")
+                               f"{limit_mb:g} MB limit", headers=CLOSE)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ClientError(413, f"upload is over the {limit_mb:g} MB limit")
+            raise ClientError(413, f"upload is over the {limit_mb:g} MB limit", headers=CLOSE)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -151,10 +158,11 @@ async def read_body(request: Request, limit_mb: float) -> bytes:
 async def uploaded_images(request: Request, config: ServeConfig) -> list[tuple[str, bytes]]:
     """(name, bytes) of each image: multipart `files` fields, or one raw image body."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    raw = kind.startswith("image/") or kind == "application/octet-stream"
+    raw = kind.startswith("image/") or kind == "application/octet-stream"  # the bytes are sniffed
     if kind != "multipart/form-data" and not raw:
         raise ClientError(415, f"content type {kind or 'none'} is not accepted: send images as "
-                               "multipart/form-data (field `files`) or one image body (image/*)")
+                               "multipart/form-data (field `files`) or one image body (image/* or "
+                               "application/octet-stream)")
     body = await read_body(request, config.max_upload_mb)
     if kind != "multipart/form-data":
         return [("image", body)]
@@ -166,11 +174,20 @@ async def uploaded_images(request: Request, config: ServeConfig) -> list[tuple[s
         form = await Request(request.scope, replay).form(max_files=config.max_images + 1,
                                                          max_fields=config.max_images + 8)
     except Exception as error:  # noqa: BLE001 - python-multipart's errors for malformed bodies
-        raise ClientError(422, f"malformed multipart body: {getattr(error, 'detail', error)}") from None
+        reason = str(getattr(error, "detail", error))
+        if reason.startswith("Too many files"):
+            raise too_many(config) from None
+        if reason.startswith("Too many fields"):
+            raise ClientError(413, f"more than {config.max_images + 8} form fields in one request") from None
+        raise ClientError(422, f"malformed multipart body: {reason}") from None
     files = [value for key, value in form.multi_items() if key == "files" and isinstance(value, UploadFile)]
     if len(files) > config.max_images:
-        raise ClientError(413, f"more than {config.max_images} images in one request")
+        raise too_many(config)
     return [(file.filename or f"file{i}", await file.read()) for i, file in enumerate(files)]
+
+
+def too_many(config: ServeConfig) -> ClientError:
+    return ClientError(413, f"more than {config.max_images} images in one request")
 
 
 def decode_one(name: str, data: bytes) -> Image.Image:
@@ -263,28 +280,21 @@ def parse_top_k(text: str | None, default: int) -> int:
 
 
 async def wait_for_batch(request: Request, state: State, views: torch.Tensor) -> torch.Tensor:
-    """The batcher's answer; 503 when its queue is full, 504 after the timeout. A client that
-    disconnects gives up its place (the batcher skips a cancelled request)."""
+    """The batcher's answer; 503 when its queue is full. A client that disconnects, or a
+    request past its deadline (googlenet.serving.guard cancels it), gives up its place: the
+    batcher skips a cancelled request."""
+    answer = asyncio.ensure_future(state.batcher.submit(views))
     try:
-        answer = asyncio.ensure_future(state.batcher.submit(views))
-    except QueueFull as error:
-        raise ClientError(503, f"the server is busy ({error}); retry shortly",
-                          headers={"Retry-After": "1"}) from None
-    deadline = time.perf_counter() + state.config.timeout_s
-    while not answer.done():
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            answer.cancel()
-            raise ClientError(504, f"no answer within {state.config.timeout_s:g} s")
-        await asyncio.wait({answer}, timeout=min(remaining, 0.25))
-        if not answer.done() and await request.is_disconnected():
-            answer.cancel()
-            raise ClientError(499, "the client went away")
-    try:
+        while not answer.done():
+            await asyncio.wait({answer}, timeout=0.25)
+            if not answer.done() and await request.is_disconnected():
+                raise ClientError(499, "the client went away")
         return answer.result()
     except QueueFull as error:
         raise ClientError(503, f"the server is busy ({error}); retry shortly",
                           headers={"Retry-After": "1"}) from None
+    finally:
+        answer.cancel()  # a no-op once answered
 
 
 def create_app(config: ServeConfig) -> FastAPI:
@@ -309,19 +319,22 @@ def create_app(config: ServeConfig) -> FastAPI:
     def current() -> State:
         return state_box["state"]
 
-    @app.exception_handler(HTTPException)
-    async def refused(request: Request, error: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": error.detail}, status_code=error.status_code,
-                            headers=getattr(error, "headers", None))
+    @app.exception_handler(HTTPException)  # ours, and Starlette's 404 and 405: one shape
+    async def refused(request: Request, error: HTTPException) -> Response:
+        return Response(error_body(str(error.detail)), status_code=error.status_code,
+                        headers=getattr(error, "headers", None), media_type="application/json")
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):  # noqa: ANN001, ANN202 - Starlette's types
-        start = time.perf_counter()
-        response = await call_next(request)
-        if request.url.path == "/v1/predict" and "state" in state_box:
-            current().metrics.observe_request(response.status_code, time.perf_counter() - start,
-                                              current().batcher.depth)
-        return response
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        return Response(error_body(f"invalid request: {error.errors()}"), status_code=422,
+                        media_type="application/json")
+
+    def observe(path: str, status: int, seconds: float) -> None:
+        if path == "/v1/predict" and "state" in state_box:
+            current().metrics.observe_request(status, seconds, current().batcher.depth)
+
+    app.add_middleware(RequestGuard, timeout_s=config.timeout_s, observe=observe,
+                       max_header_bytes=MAX_HEADER_BYTES)
 
     @app.post("/v1/predict", summary="top-k classes of one or more images",
               openapi_extra={"requestBody": {"content": {
@@ -368,6 +381,15 @@ def create_app(config: ServeConfig) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     return app
+
+
+def uvicorn_options(config: ServeConfig) -> dict[str, Any]:
+    """uvicorn's settings for `config`: the guarded connections, its keep-alive and header
+    size limits, and the graceful stop's deadline."""
+    limits = ConnectionLimits(config.header_timeout_s, config.max_connections)
+    return {"http": functools.partial(GuardedH11Protocol, limits=limits), "timeout_keep_alive": 5,
+            "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
+            "timeout_graceful_shutdown": config.stop_timeout_s}
 
 
 def app_from_environment() -> FastAPI:
