@@ -15,6 +15,7 @@ from torch import Tensor
 
 from googlenet.arch.table import CROP_SCHEMES, PAPER_SCALES
 from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.images import full_size
 from googlenet.data.keys import SampleKey
 from googlenet.data.resize import Box, draft_size, resize_region, resized_size, union
 from googlenet.data.transforms import AnyImage, Normalize, as_pil, to_float
@@ -107,12 +108,12 @@ class MultiCrop:
         return [view for scheme in self.schemes
                 for view in crop_views(scheme, width, height, self.size, self.crop_ratio)]
 
-    def source_size(self, width: int, height: int) -> tuple[int, int]:
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
         return draft_size(width, height, max(view.scale for view in self.views(width, height)))
 
     def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
         pil = as_pil(image)
-        views = self.views(pil.width, pil.height)
+        views = self.views(*full_size(pil))
         # Each scale resizes only the region its views cover (the center crop alone for 1 crop;
         # for 10 and 144, the whole resized image, bounded by MAX_ASPECT_RATIO).
         regions: dict[int, tuple[Image.Image, Box]] = {}

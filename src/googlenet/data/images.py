@@ -7,7 +7,7 @@ image format's before the rest is read.
 
 Decoding is bounded too: PIL's pixel limit refuses decompression bombs and MAX_ASPECT_RATIO
 refuses extreme shapes, both from the header before any pixel is decoded; a JPEG much larger
-than a transform needs is decoded at 1/2, 1/4 or 1/8 scale (`SourceSize`); memory freed
+than a transform needs is decoded at 1/2, 1/4 or 1/8 scale (`DecodeSize`); memory freed
 after a large decode is given back to the system (`release_memory`).
 
 Alpha policy: transparent images (RGBA, LA, PA, palette with a transparent
@@ -59,7 +59,9 @@ MAX_ASPECT_RATIO = 50
 TRIM_BYTES = 64 * MB
 # The stored (width, height) of an image -> the smallest (width, height) a transform can start
 # from without changing its result beyond the tolerance the README states.
-SourceSize = Callable[[int, int], tuple[int, int]]
+DecodeSize = Callable[[int, int], tuple[int, int]]
+# image.info key of an image decoded at reduced scale: the (width, height) of the whole image.
+FULL_SIZE = "googlenet.full_size"
 ORIENTATION_TAG = 0x0112
 TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 T = TypeVar("T")
@@ -111,7 +113,7 @@ def is_image_file(name: str) -> bool:
 
 
 def read_image(read: Callable[[], bytes],
-               needed: SourceSize | None = None) -> tuple[Image.Image | None, str | None]:
+               needed: DecodeSize | None = None) -> tuple[Image.Image | None, str | None]:
     """The one "decode an image or say why not": (RGB image, None), or (None, short reason)
     for a file that cannot be read or decoded. `read` returns the file's bytes; `needed`, the
     size a transform needs (a larger JPEG is decoded at reduced scale)."""
@@ -127,10 +129,10 @@ def read_transformed(read: Callable[[], bytes], transform: Callable[..., T],
                      *args: Any) -> tuple[T | None, str | None]:
     """read_image, then transform(image, *args): (result, None) or (None, short reason).
 
-    The transform's `source_size` (a SourceSize), when it has one, lets a large JPEG decode at
+    The transform's `decode_size` (a DecodeSize), when it has one, lets a large JPEG decode at
     reduced scale; after a large decode the freed memory goes back to the system. Every path
     that turns a file or an upload into a model input goes through here."""
-    image, reason = read_image(read, getattr(transform, "source_size", None))
+    image, reason = read_image(read, getattr(transform, "decode_size", None))
     if image is None:
         return None, reason
     decoded_bytes = 4 * image.width * image.height
@@ -142,7 +144,7 @@ def read_transformed(read: Callable[[], bytes], transform: Callable[..., T],
             release_memory()
 
 
-def decode_image(data: bytes, needed: SourceSize | None = None) -> Image.Image:
+def decode_image(data: bytes, needed: DecodeSize | None = None) -> Image.Image:
     """Decode a file's bytes into an RGB image, or raise BadImage with a short reason.
 
     Its shape is checked from the header first (pixel count and aspect ratio); with `needed`,
@@ -152,11 +154,22 @@ def decode_image(data: bytes, needed: SourceSize | None = None) -> Image.Image:
     with decoding_errors():
         image = Image.open(io.BytesIO(data))
     check_shape(image.width, image.height)
+    full_size = image.size
     with decoding_errors():
         if needed is not None:
             reduce_on_decode(image, needed)
         image.load()  # a GIF or other animation: its first frame
-    return to_rgb(upright(image))
+    reduced = image.size != full_size
+    turned = image.getexif().get(ORIENTATION_TAG, 1) in TURNED
+    image = to_rgb(upright(image))
+    if reduced:  # a transform's geometry follows the whole image, not the rounded reduced size
+        image.info[FULL_SIZE] = full_size[::-1] if turned else full_size
+    return image
+
+
+def full_size(image: Image.Image) -> tuple[int, int]:
+    """The size of the whole image that `image` was decoded from (smaller when reduced)."""
+    return image.info.get(FULL_SIZE, image.size)
 
 
 @contextmanager
@@ -187,7 +200,7 @@ def check_shape(width: int, height: int) -> None:
                        f"{MAX_ASPECT_RATIO}:1 limit for an image")
 
 
-def reduce_on_decode(image: Image.Image, needed: SourceSize) -> None:
+def reduce_on_decode(image: Image.Image, needed: DecodeSize) -> None:
     """JPEG only: let libjpeg decode at the largest reduction (1/2, 1/4, 1/8) that keeps the
     image at least `needed` (in upright orientation) in both directions."""
     if not isinstance(image, JpegImagePlugin.JpegImageFile):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from PIL import Image
 
+from googlenet.data.images import full_size
+
 Box = tuple[int, int, int, int]  # left, top, right, bottom
 
 # A JPEG is decoded at reduced scale only down to this many times the size its transform
@@ -41,16 +43,20 @@ def union(boxes: list[Box]) -> Box:
 def resize_region(image: Image.Image, shorter: int, box: Box,
                   resample: Image.Resampling) -> Image.Image:
     """`image.resize(resized_size(..., shorter), resample).crop(box)`, computed from the source
-    pixels under `box` only (box in the resized image's coordinates, inside it)."""
-    width, height = resized_size(image.width, image.height, shorter)
+    pixels under `box` only (box in the resized image's coordinates, inside it). The geometry
+    is the whole image's (full_size) when the image was decoded at reduced scale."""
+    full_width, full_height = full_size(image)
+    width, height = resized_size(full_width, full_height, shorter)
     if (width, height) == image.size:
         return image.crop(box)
-    x_scale, y_scale = image.width / width, image.height / height
+    # Reduced by s, the image holds the whole image's W/s columns (the last one maybe partial).
+    reduction = round(full_width / image.width)
+    x_scale, y_scale = full_width / width / reduction, full_height / height / reduction
     left, top, right, bottom = box
     return image.resize((right - left, bottom - top), resample,
                         box=(left * x_scale, top * y_scale, right * x_scale, bottom * y_scale))
 
 
 def draft_size(width: int, height: int, shorter: int) -> tuple[int, int]:
-    """The smallest decoded size (a SourceSize) for resizing the shorter side to `shorter`."""
+    """The smallest decoded size (a DecodeSize) for resizing the shorter side to `shorter`."""
     return resized_size(width, height, DRAFT_MARGIN * shorter)

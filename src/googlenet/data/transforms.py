@@ -22,7 +22,7 @@ from torchvision.transforms.v2 import functional as F
 
 from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.config import AugmentConfig
-from googlenet.data.images import to_rgb
+from googlenet.data.images import full_size, to_rgb
 from googlenet.data.keys import STREAM_CROP_X, STREAM_CROP_Y, STREAM_FLIP, SampleKey, generator_for, uniform
 from googlenet.data.resize import center_box, draft_size, resize_region, resized_size
 from googlenet.errors import ConfigError
@@ -274,12 +274,12 @@ class EvalTransform:
         self.resample = INTERPOLATIONS[preprocessing.interpolation]
         self.normalise = Normalize(preprocessing)
 
-    def source_size(self, width: int, height: int) -> tuple[int, int]:
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
         return draft_size(width, height, self.resize_to)
 
     def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
         pil = as_pil(image)
-        box = center_box(*resized_size(pil.width, pil.height, self.resize_to), self.size)
+        box = center_box(*resized_size(*full_size(pil), self.resize_to), self.size)
         return self.normalise(to_float(resize_region(pil, self.resize_to, box, self.resample)))
 
 
