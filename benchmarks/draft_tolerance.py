@@ -56,7 +56,8 @@ def main() -> None:
     if not diffs:
         sys.exit("no photograph is large enough to be decoded at reduced scale")
     every = np.concatenate(diffs)
-    print(f"input {args.input_size}, resize {transform.resize_to}, margin {args.margin}: {count} photographs decoded at reduced scale; "
+    print(f"input {args.input_size}, resize {transform.resize_to}, margin {args.margin}: "
+          f"{count} photographs decoded at reduced scale; "
           f"|difference| mean {every.mean():.2f}, 99th percentile {np.percentile(every, 99):.0f}, "
           f"max {every.max()} (0..255 steps)")
 
