@@ -20,6 +20,11 @@ class DataError(GoogLeNetError, ValueError):
     """A data set that cannot be used: missing, empty, wrong layout, classes that differ."""
 
 
+class BadImage(GoogLeNetError, ValueError):
+    """A file that cannot be used as an image; str(error) is a short reason (callers add the
+    file's name)."""
+
+
 class ModelSourceError(GoogLeNetError, ValueError):
     """A model source (checkpoint, weights file, exported model, published name) that cannot be
     used as asked."""

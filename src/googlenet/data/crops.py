@@ -15,7 +15,9 @@ from torch import Tensor
 
 from googlenet.arch.table import CROP_SCHEMES, PAPER_SCALES
 from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.images import full_size
 from googlenet.data.keys import SampleKey
+from googlenet.data.resize import Box, draft_size, resize_region, resized_size, union
 from googlenet.data.transforms import AnyImage, Normalize, as_pil, to_float
 
 PAPER_CROP = 224
@@ -26,20 +28,12 @@ class View:
     """One crop: resize the shorter side to `scale`, take `box`, maybe resize it, maybe mirror."""
 
     scale: int
-    box: tuple[int, int, int, int]  # left, top, right, bottom in the resized image
+    box: Box  # left, top, right, bottom in the resized image
     resize: bool  # the box is a whole square, resized to the crop size
     mirror: bool
 
 
-def resized_size(width: int, height: int, shorter: int) -> tuple[int, int]:
-    """The size after resizing the shorter side to `shorter` (torchvision's rounding)."""
-    if width <= height:
-        return shorter, int(shorter * height / width)
-    return int(shorter * width / height), shorter
-
-
-def five_boxes(left: int, top: int, width: int, height: int,
-               size: int) -> list[tuple[int, int, int, int]]:
+def five_boxes(left: int, top: int, width: int, height: int, size: int) -> list[Box]:
     """Top-left, top-right, bottom-left, bottom-right and center size x size boxes of a region."""
     right, bottom = left + width, top + height
     center_left = left + int(round((width - size) / 2.0))
@@ -110,20 +104,31 @@ class MultiCrop:
     def counts(self) -> list[int]:
         return list(self.schemes)  # a scheme's name is its number of views
 
+    def views(self, width: int, height: int) -> list[View]:
+        return [view for scheme in self.schemes
+                for view in crop_views(scheme, width, height, self.size, self.crop_ratio)]
+
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        return draft_size(width, height, max(view.scale for view in self.views(width, height)))
+
     def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
         pil = as_pil(image)
-        resized: dict[int, Image.Image] = {}  # each scale resized once
+        views = self.views(*full_size(pil))
+        # Each scale resizes only the region its views cover (the center crop alone for 1 crop;
+        # for 10 and 144, the whole resized image, bounded by MAX_ASPECT_RATIO).
+        regions: dict[int, tuple[Image.Image, Box]] = {}
+        for scale in dict.fromkeys(view.scale for view in views):
+            box = union([view.box for view in views if view.scale == scale])
+            regions[scale] = resize_region(pil, scale, box, Image.Resampling.BILINEAR), box
         crops = []
-        for scheme in self.schemes:
-            for view in crop_views(scheme, pil.width, pil.height, self.size, self.crop_ratio):
-                if view.scale not in resized:
-                    resized[view.scale] = pil.resize(resized_size(*pil.size, view.scale),
-                                                     Image.Resampling.BILINEAR)
-                crop = resized[view.scale].crop(view.box)
-                if view.resize:
-                    crop = crop.resize((self.size, self.size), Image.Resampling.BILINEAR)
-                x = to_float(crop)
-                crops.append(x.flip(-1) if view.mirror else x)
+        for view in views:
+            region, (left, top, _, _) = regions[view.scale]
+            crop = region.crop((view.box[0] - left, view.box[1] - top,
+                                view.box[2] - left, view.box[3] - top))
+            if view.resize:
+                crop = crop.resize((self.size, self.size), Image.Resampling.BILINEAR)
+            x = to_float(crop)
+            crops.append(x.flip(-1) if view.mirror else x)
         return self.normalise(torch.stack(crops))
 
 

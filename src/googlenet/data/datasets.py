@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from googlenet.data.batch import Batch, Item, empty_labels
 from googlenet.data.digits import TensorSplit
-from googlenet.data.images import read_image
+from googlenet.data.images import read_transformed
 from googlenet.data.keys import SampleKey
 from googlenet.data.sources import FileSplit
 from googlenet.data.transforms import CropFlip, Transform
@@ -44,10 +44,11 @@ class ImageFileDataset(Dataset[Item]):
         index, epoch = split_key(key)
         name, label = self.split.samples[index]
         reader = self.split.reader
-        image, reason = read_image(lambda: reader.read(name))
+        image, reason = read_transformed(lambda: reader.read(name), self.transform,
+                                         SampleKey(self.seed, epoch, index))
         if image is None:
             return None, label, f"{reader.where(name)}: {reason}"
-        return self.transform(image, SampleKey(self.seed, epoch, index)), label, None
+        return image, label, None
 
 
 class TensorImageDataset(Dataset[Item]):

@@ -5,6 +5,11 @@ Reads are bounded: only regular files are opened (a FIFO would block, /dev/zero 
 files over the size limit are refused from their size alone, and the first bytes must be an
 image format's before the rest is read.
 
+Decoding is bounded too: PIL's pixel limit refuses decompression bombs and MAX_ASPECT_RATIO
+refuses extreme shapes, both from the header before any pixel is decoded; a JPEG much larger
+than a transform needs is decoded at 1/2, 1/4 or 1/8 scale (`DecodeSize`); memory freed
+after a large decode is given back to the system (`release_memory`).
+
 Alpha policy: transparent images (RGBA, LA, PA, palette with a transparent
 colour) are composited on black, i.e. colours are premultiplied by their
 alpha. Dropping alpha instead would expose whatever colours an editor left
@@ -13,18 +18,26 @@ under fully transparent pixels, which differ from file to file.
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import io
 import os
 import stat
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, JpegImagePlugin, UnidentifiedImageError
 
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB
+from googlenet.errors import BadImage
+
+__all__ = ["BadImage"]  # raised here, defined with the library's other errors
 
 # The one list of image file suffixes: torchvision's ImageFolder's, and GIF (its first frame).
 # Files with other suffixes are ignored in folders and archives.
@@ -37,9 +50,21 @@ HEADER_BYTES = 16
 # The first bytes of the formats of IMAGE_SUFFIXES (WebP and PNM are checked apart).
 MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
 
-
-class BadImage(Exception):
-    """A file that cannot be used as an image; str(error) is a short reason."""
+# No photograph is this elongated (stitched panoramas reach about 10:1, web banners about 11:1),
+# yet resizing the shorter side of such an image costs memory in proportion to its ratio: a
+# 372-byte 300000x1 PNG would become 76,800,000 x 256 pixels. Refused from the header.
+MAX_ASPECT_RATIO = 50
+# After a decode this large (RGB at PIL's 4 bytes a pixel), freed memory is handed back to the
+# system: glibc keeps freed blocks under 32 MB in its heaps, so a server would stay at its peak.
+TRIM_BYTES = 64 * MB
+# The stored (width, height) of an image -> the smallest (width, height) a transform can start
+# from without changing its result beyond the tolerance the README states.
+DecodeSize = Callable[[int, int], tuple[int, int]]
+# image.info key of an image decoded at reduced scale: the (width, height) of the whole image.
+FULL_SIZE = "googlenet.full_size"
+ORIENTATION_TAG = 0x0112
+TURNED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+T = TypeVar("T")
 
 
 def check_header(head: bytes) -> None:
@@ -87,43 +112,129 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMAGE_SUFFIXES)
 
 
-def read_image(read: Callable[[], bytes]) -> tuple[Image.Image | None, str | None]:
+def read_image(read: Callable[[], bytes],
+               needed: DecodeSize | None = None) -> tuple[Image.Image | None, str | None]:
     """The one "decode an image or say why not": (RGB image, None), or (None, short reason)
-    for a file that cannot be read or decoded. `read` returns the file's bytes."""
+    for a file that cannot be read or decoded. `read` returns the file's bytes; `needed`, the
+    size a transform needs (a larger JPEG is decoded at reduced scale)."""
     try:
-        return decode_image(read()), None
+        return decode_image(read(), needed), None
     except BadImage as error:
         return None, str(error)
     except OSError as error:  # vanished file, I/O error: skipped like a bad image
         return None, f"cannot read ({error.strerror or error})"
 
 
-def decode_image(data: bytes) -> Image.Image:
-    """Decode a file's bytes into an RGB image, or raise BadImage with a short reason."""
+def read_transformed(read: Callable[[], bytes], transform: Callable[..., T],
+                     *args: Any) -> tuple[T | None, str | None]:
+    """read_image, then transform(image, *args): (result, None) or (None, short reason).
+
+    The transform's `decode_size` (a DecodeSize), when it has one, lets a large JPEG decode at
+    reduced scale; after a large decode the freed memory goes back to the system. Every path
+    that turns a file or an upload into a model input goes through here."""
+    image, reason = read_image(read, getattr(transform, "decode_size", None))
+    if image is None:
+        return None, reason
+    decoded_bytes = 4 * image.width * image.height
+    try:
+        return transform(image, *args), None
+    finally:
+        del image
+        if decoded_bytes > TRIM_BYTES:
+            release_memory()
+
+
+def decode_image(data: bytes, needed: DecodeSize | None = None) -> Image.Image:
+    """Decode a file's bytes into an RGB image, or raise BadImage with a short reason.
+
+    Its shape is checked from the header first (pixel count and aspect ratio); with `needed`,
+    a JPEG at least twice as large as needed is decoded at 1/2, 1/4 or 1/8 scale."""
     if not data:
         raise BadImage("empty file (0 bytes)")
+    with decoding_errors():
+        image = Image.open(io.BytesIO(data))
+    check_shape(image.width, image.height)
+    full_size = image.size
+    with decoding_errors():
+        if needed is not None:
+            reduce_on_decode(image, needed)
+        image.load()  # a GIF or other animation: its first frame
+    reduced = image.size != full_size
+    turned = image.getexif().get(ORIENTATION_TAG, 1) in TURNED
+    image = to_rgb(upright(image))
+    if reduced:  # a transform's geometry follows the whole image, not the rounded reduced size
+        image.info[FULL_SIZE] = full_size[::-1] if turned else full_size
+    return image
+
+
+def full_size(image: Image.Image) -> tuple[int, int]:
+    """The size of the whole image that `image` was decoded from (smaller when reduced)."""
+    return image.info.get(FULL_SIZE, image.size)
+
+
+@contextmanager
+def decoding_errors() -> Iterator[None]:
+    """PIL's errors while opening or decoding -> BadImage with a short reason."""
     try:
         with warnings.catch_warnings():
             # A warning is PIL's lower bomb threshold; we refuse those images too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            image.load()  # a GIF or other animation: its first frame
+            yield
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         reason = str(error).split(",")[0]  # drop PIL's ", could be decompression bomb DOS attack."
         raise BadImage(f"decompression bomb refused ({reason})") from None
     except UnidentifiedImageError:
         raise BadImage("not an image (unrecognised format)") from None
+    except BadImage:
+        raise
     except Exception as error:  # noqa: BLE001 - PIL's plugins raise many types on corrupt data
         raise BadImage(f"corrupt or truncated image ({first_sentence(error)})") from None
-    return to_rgb(upright(image))
+
+
+def check_shape(width: int, height: int) -> None:
+    if min(width, height) < 1:
+        raise BadImage(f"{width}x{height} pixels: no pixels")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        ratio = max(width, height) / min(width, height)
+        raise BadImage(f"{width}x{height} pixels: aspect ratio {ratio:.0f}:1 is over the "
+                       f"{MAX_ASPECT_RATIO}:1 limit for an image")
+
+
+def reduce_on_decode(image: Image.Image, needed: DecodeSize) -> None:
+    """JPEG only: let libjpeg decode at the largest reduction (1/2, 1/4, 1/8) that keeps the
+    image at least `needed` (in upright orientation) in both directions."""
+    if not isinstance(image, JpegImagePlugin.JpegImageFile):
+        return
+    turned = image.getexif().get(ORIENTATION_TAG, 1) in TURNED
+    width, height = (image.height, image.width) if turned else image.size
+    need_w, need_h = needed(width, height)
+    image.draft(None, (need_h, need_w) if turned else (need_w, need_h))
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the system (glibc's malloc_trim); a no-op elsewhere."""
+    trim = malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # musl and other C libraries have no malloc_trim
+        return None
 
 
 def upright(image: Image.Image) -> Image.Image:
     """Apply a camera's EXIF orientation flag; a broken EXIF block leaves the pixels as stored."""
     try:
-        return ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright image
     except Exception:  # noqa: BLE001 - EXIF parsing raises many types on malformed tags
-        return image
+        pass
+    return image
 
 
 def first_sentence(error: BaseException) -> str:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from googlenet.data.digits import TensorSplit
-from googlenet.data.images import read_image
+from googlenet.data.images import read_transformed
 from googlenet.data.sources import FileSplit
 from googlenet.data.transforms import as_uint8, fit
 from googlenet.errors import DataError
@@ -29,10 +30,10 @@ class DecodeFiles(Dataset[Decoded]):
 
     def __getitem__(self, index: int) -> Decoded:
         name, _ = self.split.samples[index]
-        image, reason = read_image(lambda: self.split.reader.read(name))
-        if image is None:
-            return None, reason
-        return fit(as_uint8(image)[None], self.size)[0].permute(1, 2, 0).numpy(), None
+        return read_transformed(lambda: self.split.reader.read(name), self.fit)
+
+    def fit(self, image: Image.Image) -> np.ndarray:
+        return fit(as_uint8(image)[None], self.size)[0].permute(1, 2, 0).numpy()
 
 
 def decode_all(split: FileSplit, size: int, workers: int) -> TensorSplit:

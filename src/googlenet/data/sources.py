@@ -4,6 +4,10 @@ Both are listed as a Tree of relative POSIX paths, so one set of rules finds
 the splits (train/ beside val/ or test/) and the class-folder root (the folder
 whose children are the class folders) wherever they sit inside.
 
+Symbolic links to folders and files are followed, as torchvision's ImageFolder does (the usual
+way to build a subset of a data set); a folder reached twice (a loop, or two links to one
+folder) is walked once, and a class folder that repeats another is an error naming both.
+
 Policies: an empty class folder is an error naming it (keeping it would give
 a class no training images; dropping it would shift every later class index);
 hidden folders (".name") are not classes; files that are not images (by
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -50,6 +54,7 @@ class Tree:
     reader: Reader
     files: list[str]
     dirs: set[str]
+    repeats: dict[str, str] = field(default_factory=dict)  # folder -> the one it repeats (links)
 
 
 @dataclass(frozen=True)
@@ -72,28 +77,46 @@ def open_tree(path_text: str, cache_dir: str | None,
     if path.is_file() and is_compressed(path):
         path = unpack_to_cache(path, cache_dir)
     if path.is_dir():
-        files, dirs = walk_directory(path)
-        return Tree(DirectoryReader(path, max_bytes), files, dirs)
+        walk = walk_directory(path)
+        return Tree(DirectoryReader(path, max_bytes), walk.files, walk.dirs, walk.repeats)
     members, dirs = index_tar(path)
     files = sorted(name for name in members if is_image_file(name))
     return Tree(TarReader(path, members, max_bytes), files, dirs | parent_dirs(files))
 
 
-def walk_directory(root: Path) -> tuple[list[str], set[str]]:
+@dataclass(frozen=True)
+class Walk:
+    """What walk_directory found, relative to its root (POSIX paths)."""
+
+    files: list[str]  # image files, sorted; dangling links and link loops among them, by name
+    dirs: set[str]  # every folder reached, links to folders included
+    repeats: dict[str, str]  # a folder not walked -> the folder it is (a loop, or a second link)
+
+
+def walk_directory(root: Path) -> Walk:
+    """The image files under `root`, following symbolic links to folders and files; a folder
+    is walked once however many links reach it (its (st_dev, st_ino) is remembered)."""
     files: list[str] = []
     dirs: set[str] = set()
-    seen: set[tuple[int, int]] = set()  # folders reached through links: each walked once
+    walked: dict[tuple[int, int], str] = {}
+    repeats: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        info = os.stat(dirpath)
-        if (info.st_dev, info.st_ino) in seen:  # a link back up the tree: a loop
-            dirnames.clear()
-            continue
-        seen.add((info.st_dev, info.st_ino))
+        dirnames.sort()  # which of two links to one folder is walked does not depend on the disk
         relative = Path(dirpath).relative_to(root).as_posix()
         relative = "" if relative == "." else relative
+        try:
+            info = os.stat(dirpath)
+        except OSError:  # vanished while walking
+            dirnames.clear()
+            continue
+        if (info.st_dev, info.st_ino) in walked:
+            repeats[relative] = walked[(info.st_dev, info.st_ino)]
+            dirnames.clear()
+            continue
+        walked[(info.st_dev, info.st_ino)] = relative
         dirs.update(posixpath.join(relative, name) for name in dirnames)
         files.extend(posixpath.join(relative, name) for name in filenames if is_image_file(name))
-    return sorted(files), dirs
+    return Walk(sorted(files), dirs, repeats)
 
 
 def parent_dirs(files: list[str]) -> set[str]:
@@ -168,6 +191,11 @@ def check_no_empty_classes(tree: Tree, root: str, classes: list[str],
                            samples: list[tuple[str, int]]) -> None:
     used = {label for _, label in samples}
     for label, name in enumerate(classes):
+        repeated = tree.repeats.get(posixpath.join(root, name))
+        if repeated is not None:
+            raise DataError(f"{tree.reader.where(posixpath.join(root, name))}: the same folder as "
+                            f"{tree.reader.where(repeated)} (through a symbolic link); a class "
+                            "needs a folder of its own")
         if label not in used:
             raise DataError(f"{tree.reader.where(posixpath.join(root, name))}: empty class folder "
                              "(no images); remove it or add images, since dropping it would "

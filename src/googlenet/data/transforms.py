@@ -22,8 +22,9 @@ from torchvision.transforms.v2 import functional as F
 
 from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.config import AugmentConfig
-from googlenet.data.images import to_rgb
+from googlenet.data.images import full_size, to_rgb
 from googlenet.data.keys import STREAM_CROP_X, STREAM_CROP_Y, STREAM_FLIP, SampleKey, generator_for, uniform
+from googlenet.data.resize import center_box, draft_size, resize_region, resized_size
 from googlenet.errors import ConfigError
 
 AnyImage = Image.Image | Tensor
@@ -265,16 +266,21 @@ class CropFlip:
 
 
 class EvalTransform:
-    """Resize the shorter side to the preprocessing's resize_size, center-crop input_size."""
+    """Resize the shorter side to the preprocessing's resize_size, center-crop input_size: the
+    crop's region is resized alone (resize.py), so the cost follows the output."""
 
     def __init__(self, preprocessing: Preprocessing) -> None:
         self.size, self.resize_to = preprocessing.input_size, preprocessing.resize_size
-        self.interpolation = F.InterpolationMode(preprocessing.interpolation)
+        self.resample = INTERPOLATIONS[preprocessing.interpolation]
         self.normalise = Normalize(preprocessing)
 
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        return draft_size(width, height, self.resize_to)
+
     def __call__(self, image: AnyImage, key: SampleKey | None = None) -> Tensor:
-        pil = F.resize(as_pil(image), [self.resize_to], interpolation=self.interpolation)
-        return self.normalise(to_float(F.center_crop(pil, [self.size, self.size])))
+        pil = as_pil(image)
+        box = center_box(*resized_size(*full_size(pil), self.resize_to), self.size)
+        return self.normalise(to_float(resize_region(pil, self.resize_to, box, self.resample)))
 
 
 def check_ranges(augment: AugmentConfig) -> None:

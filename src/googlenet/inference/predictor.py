@@ -20,7 +20,8 @@ from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB
 from googlenet.data.crops import MultiCrop, multi_crop
-from googlenet.data.images import is_image_file, read_file, read_image
+from googlenet.data.images import read_file, read_transformed
+from googlenet.data.sources import walk_directory
 from googlenet.errors import DataError
 from googlenet.inference.backends import Backend, TorchBackend, open_backend
 from googlenet.inference.options import AVERAGES
@@ -122,14 +123,15 @@ class Predictor:
 
 
 def find_images(inputs: Sequence[str | Path]) -> list[Path]:
-    """Files named as they are; directories searched for images, sorted. Inside a directory,
-    every entry with an image suffix that is not a folder is kept, so a dangling link or a
-    link loop is named like any unreadable file instead of vanishing."""
+    """Files named as they are; directories searched for images, sorted, following symbolic
+    links (each folder once). Inside a directory, every entry with an image suffix that is not
+    a folder is kept, so a dangling link or a link loop is named like any unreadable file
+    instead of vanishing."""
     found: list[Path] = []
     for text in inputs:
         path = Path(text)
         if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if is_image_file(p.name) and not p.is_dir())
+            images = sorted(path / name for name in walk_directory(path).files)
             if not images:
                 raise DataError(f"no images in directory {path}")
             found += images
@@ -148,8 +150,9 @@ class ImageFiles(Dataset):
         return len(self.files)
 
     def __getitem__(self, index: int) -> tuple[Tensor | None, int, str | None]:
-        image, reason = read_image(lambda: read_file(self.files[index], self.max_bytes))
-        return (None if image is None else self.transform(image)), index, reason
+        image, reason = read_transformed(lambda: read_file(self.files[index], self.max_bytes),
+                                         self.transform)
+        return image, index, reason
 
 
 def image_batches(files: list[Path], transform: Callable, batch_size: int, workers: int,
