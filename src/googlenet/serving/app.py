@@ -20,11 +20,11 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from fastapi import FastAPI, Request
@@ -35,13 +35,15 @@ from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from googlenet.data.images import check_header, read_image
+from googlenet.data.images import check_header, read_transformed
 from googlenet.inference.predictor import Predictor
 from googlenet.serving.batcher import Batcher, QueueFull
 from googlenet.serving.connection import ConnectionLimits, GuardedH11Protocol
 from googlenet.serving.errors import ClientError, error_body
 from googlenet.serving.guard import RequestGuard
 from googlenet.serving.metrics import Metrics
+
+T = TypeVar("T")
 
 MB = 1 << 20
 CONFIG_VARIABLE = "GOOGLENET_SERVE_CONFIG"  # how `--workers N` passes the settings to each worker
@@ -190,21 +192,28 @@ def too_many(config: ServeConfig) -> ClientError:
     return ClientError(413, f"more than {config.max_images} images in one request")
 
 
-def decode_one(name: str, data: bytes) -> Image.Image:
-    """An uploaded file as an RGB image; 422 naming it when it is not a usable image."""
+def decode_upload(name: str, data: bytes, transform: Callable[[Image.Image], T]) -> T:
+    """An uploaded file through `transform`; 422 naming it when it is not a usable image. The
+    data path's bounded decode: the shape checked from the header, large JPEGs decoded at
+    reduced scale when the transform allows, memory given back after a large image."""
     def read() -> bytes:
         check_header(data[:16])
         return data
 
-    image, reason = read_image(read)
-    if image is None:
+    result, reason = read_transformed(read, transform)
+    if result is None:
         raise ClientError(422, f"{name}: {reason}")
-    return image
+    return result
+
+
+def decode_one(state: State, name: str, data: bytes) -> torch.Tensor:
+    """An uploaded file as the model's views (1 x 3 x S x S)."""
+    return decode_upload(name, data, state.transform)
 
 
 def decode_all(state: State, images: list[tuple[str, bytes]]) -> torch.Tensor:
     """N x 1 x 3 x S x S views; 422 naming the first file that is not a usable image."""
-    return torch.stack([state.transform(decode_one(name, data)) for name, data in images])
+    return torch.stack([decode_one(state, name, data) for name, data in images])
 
 
 async def predict(request: Request, state: State) -> dict[str, Any]:
@@ -258,7 +267,7 @@ async def explain_image(request: Request, state: State) -> dict[str, Any]:
         except ConfigError as error:  # Captum is not installed
             raise ClientError(501, str(error)) from None
         try:
-            result = explainer(decode_one(*images[0]), query.get("class"),
+            result = explainer(decode_upload(*images[0], lambda image: image), query.get("class"),
                                query.get("layer", DEFAULT_EXPLAIN_LAYER), method)
         except ValueError as error:  # an unknown layer or class, named with the choices
             raise ClientError(422, str(error)) from None
