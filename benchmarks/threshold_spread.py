@@ -40,8 +40,8 @@ THRESHOLDS = {
     "channel_above_noise": ("tests/visual/test_visualize.py channel objective, z-score vs noise", 3.0),
     "channel_above_digits": ("tests/visual/test_visualize.py channel objective, z-score vs digits", 1.0),
     "dream_gain": ("tests/visual/test_visualize.py DeepDream energy after / before", 1.2),
-    "ig_inside_corner": ("tests/visual/test_explain.py share on the digit, corner (0, 0)", 0.85),
-    "ig_inside_middle": ("tests/visual/test_explain.py share on the digit, (32, 32) (slow)", 0.85),
+    "ig_inside_corner": ("tests/visual/test_explain.py share on the digit, corner (0, 0)", 0.8),
+    "ig_inside_middle": ("tests/visual/test_explain.py share on the digit, (32, 32) (slow)", 0.8),
     "int8_agreement": ("tests/deploy/test_quantize.py int8 agreement with fp32", 0.9),
     "int8_top1_kept": ("tests/deploy/test_quantize.py 1 - top-1 drop (drop <= 0.05)", 0.95),
 }
@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=("rcnn", "faster-rcnn"),
                         default=["rcnn", "faster-rcnn"], help="with --detection")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--from-log", type=Path, help="tabulate the JSON lines an earlier run printed")
     args = parser.parse_args()
     name = "threshold_spread_detection.md" if args.detection else "threshold_spread.md"
     out = args.out or Path(__file__).parent / "results" / name
@@ -115,8 +116,9 @@ def main() -> None:
         thresholds = {k: v for k, v in DETECTION_THRESHOLDS.items()
                       if k.removesuffix("_ap50").replace("_", "-") in args.methods}
         measure_one = partial(measure_detection, methods=tuple(args.methods))
-    rows: list[dict[str, float]] = []
-    for seed in args.seeds:
+    rows: list[dict[str, float]] = [json.loads(line) for line in args.from_log.read_text().splitlines()
+                                    if line.startswith("{")] if args.from_log else []
+    for seed in [] if args.from_log else args.seeds:
         for threads in args.threads:
             rows.append({"seed": seed, "threads": threads, **measure_one(seed, threads)})
             print(json.dumps(rows[-1]), flush=True)

@@ -18,10 +18,11 @@ pytest.importorskip("captum", reason="googlenet explain needs Captum (pip instal
 def test_the_map_lies_on_a_digit_pasted_on_a_blank_canvas(digits_model, corner):
     """Integrated gradients from black: the canvas is black, so nearly all the mass must lie on the
     pasted digit, wherever it is put (the map is aligned with the image it is drawn over). A quarter
-    of the picture holds more than 85% of the mass (threshold_spread.md: the measured spread)."""
+    of the picture holds more than 80% of the mass, where a map blind to the digit would put 25%
+    there (threshold_spread.md: 0.90 was the lowest of 8 runs)."""
     model, artifact = digits_model
     inside = attribution_inside(model, artifact, corner)
-    assert inside > 0.85, inside
+    assert inside > 0.8, inside
 
 
 def test_gradcam_on_the_last_layer_is_the_class_activation_map(digits_model, pasted_digits):
