@@ -54,6 +54,7 @@ def test_an_extreme_aspect_ratio_is_refused_from_its_header_in_every_path(tmp_pa
         assert f"over the {MAX_ASPECT_RATIO}:1 limit" in row["error"]
 
 
+@pytest.mark.slow  # five paths in a fresh process on a large image: about 10 s
 def test_a_huge_png_costs_one_decoded_copy_and_gives_it_back(tmp_path):
     """9400x9400 (under PIL's pixel limit, 257 KB on disk): PNG has no reduced-scale decoding,
     so the peak is the decoded image once (RGB at 4 bytes a pixel), never a resized copy of it;
@@ -68,6 +69,7 @@ def test_a_huge_png_costs_one_decoded_copy_and_gives_it_back(tmp_path):
         assert row["error"] is None and row["shape"][-2:] == [224, 224]
 
 
+@pytest.mark.slow  # five paths in a fresh process on a large image: about 10 s
 def test_a_large_jpeg_is_decoded_at_reduced_scale_for_inference(tmp_path):
     """6000x4000: predict, evaluate, features and serve decode it at 1/4 scale (1500x1000);
     training's random crops need the full resolution (and give the memory back after)."""

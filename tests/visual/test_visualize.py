@@ -42,13 +42,17 @@ def test_each_branch_of_a_module_gives_its_own_maps(digits_model, pasted_digits)
 @pytest.mark.parametrize(("layer", "channel"), [("conv1", 3), ("conv3", 100), ("inception3a", 70),
                                               ("inception4e", 700), ("maxpool3", 5)])
 def test_the_objective_before_the_relu_is_the_activation_after_it(digits_model, layer, channel):
+    """Clamped at 0 the map is the layer's output; and it is really taken before the ReLU: some
+    value is negative. Which channels go negative on a given input depends on the trained model
+    (another CPU trains another one), so the second check takes the first of 16 channels that does."""
     model, _ = digits_model
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        after = model.forward_intermediates(x, [layer])[layer][:, channel]
-        before = pre_relu_map(model, layer, channel, x)
-    assert torch.allclose(before.clamp(min=0), after, atol=1e-5)
-    assert layer == "maxpool3" or (before < 0).any()  # really before the ReLU
+        after = model.forward_intermediates(x, [layer])[layer]
+        maps = {c: pre_relu_map(model, layer, c, x) for c in range(channel, channel + 16)}
+    for c, before in maps.items():
+        assert torch.allclose(before.clamp(min=0), after[:, c], atol=1e-5), c
+    assert layer == "maxpool3" or any((before < 0).any() for before in maps.values())
 
 
 def test_the_optimised_image_excites_its_channel_far_more_than_noise_and_photographs(digits_model):
