@@ -44,6 +44,19 @@ def probe(image: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("size", [(300000, 1), (1, 100000)])
+def test_an_extreme_aspect_ratio_is_refused_before_decoding(size):
+    """In this process (the subprocess probes of every path are below, under slow)."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("L", size).save(buffer, "PNG")
+    with pytest.raises(ValueError, match=rf"{size[0]}x{size[1]} pixels: aspect ratio .* over the "
+                                         rf"{MAX_ASPECT_RATIO}:1 limit"):
+        decode_image(buffer.getvalue())
+
+
+@pytest.mark.slow  # five paths in a fresh process each: about 12 s a size
+@pytest.mark.parametrize("size", [(300000, 1), (1, 100000)])
 def test_an_extreme_aspect_ratio_is_refused_from_its_header_in_every_path(tmp_path, size):
     image = tmp_path / "strip.png"
     Image.new("L", size).save(image)

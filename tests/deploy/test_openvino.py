@@ -82,6 +82,7 @@ def test_openvino_backend_runs_onnx_and_ir_for_evaluate_and_predict(digits_run, 
     assert code == 2 and "runs on the openvino backend, not onnxruntime" in err
 
 
+@pytest.mark.slow  # NNCF's calibration (about 16 s); ONNX Runtime's int8 agreement: test_quantize.py
 def test_nncf_int8_agrees_with_fp32_on_held_out_digits(digits_run, tmp_path, capsys):
     output = tmp_path / "bn.int8.xml"
     code, out, err = run_cli(capsys, "quantize", "-m", digits_run.run_dir, "--engine", "openvino",

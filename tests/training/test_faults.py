@@ -91,6 +91,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow  # two torchrun jobs (about 40 s); Ctrl-C of one process: test_train.py
 def test_ctrl_c_in_the_terminal_of_a_torchrun_job_saves_and_resumes(tmp_path):
     """Ctrl-C reaches each worker twice: from the terminal (where the workers share its
     process group) and forwarded by torchrun. Every rank must stop at the same step, with a
