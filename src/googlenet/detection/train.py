@@ -294,15 +294,12 @@ def loop_threads(config: DetectConfig, record: dict[str, Any] | None,
                  on_message: Callable[[str], None]) -> int:
     """A fresh run's fixed thread count (runtime.threads.training_threads), or a resumed run's
     recorded one unless another is asked for, which is said: results depend on the count."""
-    from googlenet.runtime.threads import threads_changed, training_threads
+    from googlenet.runtime.threads import run_thread_count
 
-    saved = (record or {}).get("threads")
-    if saved is None:
-        return training_threads(config.threads)
-    if config.threads and config.threads != saved:
-        on_message(threads_changed(saved, config.threads))
-        return config.threads
-    return int(saved)
+    threads, changed = run_thread_count(config.threads, (record or {}).get("threads"))
+    if changed is not None:
+        on_message(changed)
+    return threads
 
 
 def training_device(config: DetectConfig):  # noqa: ANN201 - a torch.device

@@ -47,6 +47,17 @@ def threads_changed(before: int, after: int) -> str:
             "for bit as it would have")
 
 
+def run_thread_count(asked: int, recorded: int | None) -> tuple[int, str | None]:
+    """The threads a training run uses, and what to say about them: a new run's
+    `training_threads(asked)`; a resumed run's `recorded` count, unless `asked` names another,
+    which breaks bit-exactness and is said. One rule for classification and detection runs."""
+    if recorded is None:
+        return training_threads(asked), None
+    if asked and asked != recorded:
+        return asked, threads_changed(recorded, asked)
+    return int(recorded), None
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its affinity mask, e.g. under taskset or a container)."""
     try:

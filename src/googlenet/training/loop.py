@@ -39,7 +39,7 @@ from googlenet.runtime.distributed import (
     shutdown_distributed,
 )
 from googlenet.runtime.files import DirectoryLock, remove_stale_temporaries
-from googlenet.runtime.threads import AdaptiveThreads, threads_changed, training_threads
+from googlenet.runtime.threads import AdaptiveThreads, run_thread_count
 from googlenet.training.averaging import ModelEma
 from googlenet.training.checkpoint import (
     all_finite,
@@ -353,12 +353,11 @@ def run_threads(config: TrainConfig, state: dict[str, Any] | None, info: DistInf
     only) starts from that count and records each change."""
     follow = config.run.follow_free_cores and info.world_size == 1
     saved = state.get("threads") if state is not None else None
-    threads = training_threads(config.run.threads) if saved is None else saved
+    threads, changed = run_thread_count(config.run.threads, saved)
     plan = RunThreads(threads, follow)
-    if saved is not None and config.run.threads and config.run.threads != saved:
-        plan.record(state["progress"]["step"], config.run.threads,
-                    f"--threads {config.run.threads} on resume; the run had {saved}")
-        hooks.on_message(threads_changed(saved, config.run.threads))
+    if changed is not None:
+        plan.record(state["progress"]["step"], threads, f"--threads {threads} on resume; the run had {saved}")
+        hooks.on_message(changed)
     elif state is not None and saved is None:
         hooks.on_message(f"the checkpoint does not record its thread count; using {threads}")
     if follow:
