@@ -6,11 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-slow clean
 
-# --no-compile: Python compiles a module when it is first imported; compiling every file of
-# torch and the other dependencies at install time, most of them never imported, takes longer.
-$(STAMP): pyproject.toml
+# tools/install.py: uv, given pip's settings, installs the same packages several times faster
+# (the test extra is 6 GB with torch's CUDA libraries); pip where uv fails.
+$(STAMP): pyproject.toml tools/install.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e '.[test]'
+	$(BIN)/python tools/install.py -e '.[test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,9 +21,10 @@ demo: $(STAMP)
 # PYTHONDONTWRITEBYTECODE is set (a test process took 20 s instead of 3 to start).
 TEST_ENV := PYTHONDONTWRITEBYTECODE=
 
+# -n auto: a pytest-xdist worker per core, each with its share of the threads (tests/conftest.py)
 test: $(STAMP)
 	$(BIN)/lint-imports
-	$(TEST_ENV) $(BIN)/python -m pytest -q -m "not slow"
+	$(TEST_ENV) $(BIN)/python -m pytest -q -m "not slow" -n auto --dist worksteal
 
 test-slow: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -m slow

@@ -7,28 +7,38 @@ class list and normalisation (the artifact round trips).
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 from torch import nn
 from trained_checks import DIGITS_RUN
 
 from googlenet import build_model
+from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.training.config import load_recipe, with_overrides
 from googlenet.training.loop import TrainResult, train
+from googlenet.weights.sources import load_artifact
 
 VARIANTS = ("bn", "paper")
 
 
-@pytest.fixture(scope="session")
-def digits_run(tmp_path_factory) -> TrainResult:
-    """The bn variant trained for four epochs on digits (far above chance): its run directory
-    holds last.pt and best.pt. Settings in trained_checks.DIGITS_RUN: fp32, a fixed thread count
-    and deterministic algorithms, the same model whatever OMP_NUM_THREADS the suite runs with."""
-    run = tmp_path_factory.mktemp("digits_run") / "run"
+def pytest_configure(config) -> None:
+    """Under pytest-xdist, each worker takes its share of the cores unless OMP_NUM_THREADS says
+    otherwise: two processes that each use both cores slow each other down many times over."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        threads = max(1, len(os.sched_getaffinity(0)) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # for the CLI and server processes too
+        torch.set_num_threads(threads)
+
+
+def _train_digits(run: Path) -> TrainResult:
     config = with_overrides(load_recipe("digits"), {**DIGITS_RUN, "output": str(run)})
     deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
@@ -36,6 +46,27 @@ def digits_run(tmp_path_factory) -> TrainResult:
         return train(config)
     finally:
         torch.use_deterministic_algorithms(deterministic)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> TrainResult:
+    """The bn variant trained for four epochs on digits (far above chance): its run directory
+    holds last.pt and best.pt. Settings in trained_checks.DIGITS_RUN: fp32, a fixed thread count
+    and deterministic algorithms, the same model whatever OMP_NUM_THREADS the suite runs with."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _train_digits(tmp_path_factory.mktemp("digits_run") / "run")
+    # pytest-xdist's workers share one run: the first to ask trains it, the others read it
+    shared = tmp_path_factory.getbasetemp().parent / "digits_run"
+    record = shared / "result.json"
+    with FileLock(f"{shared}.lock"):
+        if not record.exists():
+            result = _train_digits(shared / "run")
+            fields = {k: v for k, v in vars(result).items() if k != "model"}
+            record.write_text(json.dumps({**fields, "run_dir": str(result.run_dir)}))
+    fields = json.loads(record.read_text())
+    run_dir = Path(fields.pop("run_dir"))
+    model = model_from_artifact(load_artifact(run_dir / "last.pt"), aux_logits=False)
+    return TrainResult(run_dir=run_dir, model=model, **fields)
 
 
 def randomize_batch_norm(model: nn.Module, seed: int = 1) -> None:

@@ -16,9 +16,11 @@ from googlenet.data.transforms import Normalize, to_float
 # count with deterministic algorithms, so that it is the same model whatever OMP_NUM_THREADS the
 # suite runs with (another CPU's kernels still give another model: hence measured spreads).
 # lr 0.01 at batch 32 without auxiliary heads: 95-98% validation top-1 after 4 epochs over seeds
-# 0-2, where the digits recipe's lr 0.05 at batch 64 gave 52-81% (threshold_spread.md).
+# 0-2, where the digits recipe's lr 0.05 at batch 64 gave 52-81% (threshold_spread.md). One
+# thread: `make test` runs a pytest-xdist worker per core, and two threads beside the other
+# worker took 95 s instead of 28 (one thread alone: 33 s).
 DIGITS_RUN = {"epochs": "4", "variant": "bn", "quiet": True, "warmup_epochs": "0", "amp": "off",
-              "threads": "2", "lr": "0.01", "batch_size": "32", "aux_logits": False}
+              "threads": "1", "lr": "0.01", "batch_size": "32", "aux_logits": False}
 
 
 def paste_digit(index: int, x: int, y: int) -> tuple[Image.Image, int]:
