@@ -42,6 +42,10 @@ class ModelConfig:
     weights: str | None = option(None, help="start from these weights (fine-tuning): imagenet, bvlc, "
                                             "a run directory or a weights file; the classifiers "
                                             "are replaced for the data's classes")
+    init_from: str | None = option(None, help="start from the initial weights of this run (its "
+                                              "recorded init seed and model) or of this weights "
+                                              "file or checkpoint, trained from scratch by the "
+                                              "recipe (unlike --weights, nothing is replaced)")
     freeze: str | None = option(None, help="freeze the network through this row (e.g. 4e, "
                                            "inception4e) or the whole backbone")
     pretrained_lr_scale: float = option(1.0, help="learning rate of all but the classifiers, as a "
@@ -79,7 +83,10 @@ class OptimConfig:
 class RunConfig:
     output: str | None = option(None, help="run directory (default runs/<timestamp>-<name>)")
     name: str = option("googlenet", help="the run's name, in its default directory")
-    seed: int = option(0, help="random seed (sample order, augmentation, initial weights)")
+    seed: int = option(0, help="random seed of the sampling: sample order, augmentation, dropout "
+                               "(and of the initial weights unless --init-seed is given)")
+    init_seed: int | None = option(None, help="random seed of the initial weights (default: --seed). "
+                                              "Sec. 7's ensemble: one --init-seed, seven --seed")
     device: str = option("auto", help="auto, cpu, cuda, cuda:N or mps")
     amp: str = option("auto", choices=("auto", "bf16", "fp16", "off"),
                       help="mixed precision; auto: bf16 where the device has it natively")

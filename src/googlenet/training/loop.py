@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -74,7 +75,7 @@ from googlenet.weights.sources import load_artifact
 
 STOP_REASONS = ("completed", "signal", "max_steps", "budget")
 PATH_FIELDS = (("data", "path"), ("data", "train_dir"), ("data", "val_dir"), ("data", "cache_dir"),
-               ("run", "output"), ("model", "weights"))
+               ("run", "output"), ("model", "weights"), ("model", "init_from"))
 
 
 @dataclass
@@ -200,20 +201,74 @@ def build_parts(model: GoogLeNet, config: TrainConfig, device: torch.device, inf
         channels_last=config.run.channels_last and device.type != "mps")
 
 
+def init_seed(config: TrainConfig) -> int:
+    """The seed of a run's initial weights: --init-seed, else --seed."""
+    return config.run.seed if config.run.init_seed is None else config.run.init_seed
+
+
 def make_model(config: TrainConfig, num_classes: int, device: torch.device,
-               weights: Artifact | None = None) -> GoogLeNet:
-    """The model to train: from `weights` (fine-tuning) or freshly initialised (also on resume,
-    where the checkpoint's weights are loaded afterwards)."""
+               weights: Artifact | None = None, initial: Artifact | None = None) -> GoogLeNet:
+    """The model to train: from `weights` (fine-tuning), from `initial` (--init-from a file:
+    every weight as it is), or freshly initialised from the init seed (also on resume, where
+    the checkpoint's weights are loaded afterwards)."""
     m = config.model
     if weights is not None:
         model = model_from_artifact(weights, num_classes, m.aux_logits, m.dropout, m.aux_dropout)
     else:
-        model = build_model(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
-                            dropout=m.dropout, aux_dropout=m.aux_dropout)
+        # Sec. 7: the ensemble's models share their initial weights and differ in sampling, so
+        # the weights draw from a seed of their own, leaving the sampling's generator as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed(config))
+            model = build_model(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
+                                dropout=m.dropout, aux_dropout=m.aux_dropout)
+        if initial is not None:
+            load_initial_weights(model, initial)
     if m.freeze:
         freeze_through(model, m.freeze)
     memory_format = torch.channels_last if config.run.channels_last else torch.contiguous_format
     return model.to(device, memory_format=memory_format)
+
+
+def load_initial_weights(model: GoogLeNet, initial: Artifact) -> None:
+    theirs, mine = initial.state_dict or {}, model.state_dict()
+    if theirs.keys() == mine.keys() and all(theirs[k].shape == v.shape for k, v in mine.items()):
+        model.load_state_dict(theirs)
+    else:
+        raise ConfigError(f"--init-from {initial.source}: its weights ({initial.variant}, "
+                          f"{len(initial.classes)} classes) are not this model's ("
+                          f"{model.variant.name}, {model.num_classes} classes); start from them "
+                          "with --weights to fine-tune instead")
+
+
+def resolve_init_from(config: TrainConfig) -> tuple[TrainConfig, Artifact | None]:
+    """--init-from: a run directory gives its init seed and model (the same weights from the
+    same torch version); a weights file or checkpoint gives its weights exactly. The variant
+    must agree; the auxiliary heads follow the source (they are part of its weights)."""
+    source = config.model.init_from
+    if not source:
+        return config, None
+    if config.model.weights:
+        raise ConfigError("--init-from and --weights both give the starting weights: choose one")
+    run_config = Path(source) / "config.yaml"
+    if run_config.is_file():
+        other = config_from_dict(yaml.safe_load(run_config.read_text()) or {})
+        asked = config.run.init_seed
+        if asked is not None and asked != init_seed(other):
+            raise ConfigError(f"--init-seed {asked} contradicts --init-from {source}, whose "
+                              f"initial weights came from init seed {init_seed(other)}")
+        if config.model.variant not in (None, other.model.variant):
+            raise ConfigError(f"--init-from {source}: that run's variant is "
+                              f"{other.model.variant!r}, this one's {config.model.variant!r}")
+        model = dataclasses.replace(config.model, variant=other.model.variant,
+                                    aux_logits=other.model.aux_logits)
+        run = dataclasses.replace(config.run, init_seed=init_seed(other))
+        return dataclasses.replace(config, model=model, run=run), None
+    initial = load_artifact(source)
+    if config.model.variant not in (None, initial.variant):
+        raise ConfigError(f"--init-from {source} holds a {initial.variant!r} model, this run "
+                          f"asks for {config.model.variant!r}")
+    model = dataclasses.replace(config.model, variant=initial.variant, aux_logits=initial.aux_logits)
+    return dataclasses.replace(config, model=model), initial
 
 
 def apply_weights_preprocessing(config: TrainConfig, weights: Artifact) -> TrainConfig:
@@ -413,10 +468,11 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
     time, this call only): save and return with stop_reason "budget" once it has passed.
     """
     state, run_dir = resume_state(resume) if resume else (None, None)
-    weights = None
+    weights = initial = None
     if state is not None:
         config = config_for_resume(state, overrides)
     else:
+        config, initial = resolve_init_from(config)
         weights = load_artifact(config.model.weights) if config.model.weights else None
         config = resolve_variant(config, weights)
         if weights is not None:
@@ -439,7 +495,7 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
             if info.is_main:
                 remove_stale_temporaries(run_dir)  # of writes that a kill interrupted
             return _train(config, state, weights, run_dir, device, info, hooks, should_stop, max_steps,
-                          deadline)
+                          deadline, initial)
         finally:
             if lock is not None:
                 lock.release()
@@ -499,7 +555,8 @@ def build_loaders(datasets: Datasets, config: TrainConfig, info: DistInfo,
 
 def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact | None,
            run_dir: Path, device: torch.device, info: DistInfo, hooks: Hooks,
-           should_stop: Callable[[], bool], max_steps: int, deadline: float | None) -> TrainResult:
+           should_stop: Callable[[], bool], max_steps: int, deadline: float | None,
+           initial: Artifact | None = None) -> TrainResult:
     threads = run_threads(config, state, info, hooks)
     torch.set_num_threads(threads.threads)
     seed_everything(config.run.seed)
@@ -509,7 +566,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
                         f"{datasets.classes} vs {state['classes']}")
     if state is None:
         config = fit_batch_size(config, len(datasets.train), info, hooks)
-    model = make_model(config, len(datasets.classes), device, weights)
+    model = make_model(config, len(datasets.classes), device, weights, initial)
     loaders = build_loaders(datasets, config, info, device)
     resolved = resolve_optim(config.optim, info.world_size)
     parts = build_parts(model, config, device, info, len(loaders.train), resolved)
@@ -523,7 +580,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
     if threads.follow:
         hooks.callbacks.append(FollowFreeCores(
             say=hooks.on_message, record=lambda count, why: threads.record(progress.step, count, why)))
-    resolved_values = {**resolved.to_dict(), "precision": parts.precision.name,
+    resolved_values = {**resolved.to_dict(), "init_seed": init_seed(config),
+                       "precision": parts.precision.name,
                        "threads": threads.threads, "follow_free_cores": threads.follow}
     run_log = (RunLog(run_dir, dump_yaml(config, resolved_values), resumed=state is not None)
                if info.is_main else None)
@@ -534,6 +592,10 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
         if weights is not None:
             hooks.on_message(f"fine-tuning from {weights.source}" + (
                 f", frozen through {config.model.freeze}" if config.model.freeze else ""))
+        elif state is None and (initial is not None or init_seed(config) != config.run.seed):
+            hooks.on_message(f"initial weights from {initial.source}" if initial is not None else
+                             f"initial weights from init seed {init_seed(config)}, sampling from "
+                             f"seed {config.run.seed}")
         hooks.on_message(
             f"training {config.model.variant} on {len(datasets.train)} images, "
             f"{len(datasets.classes)} classes, {device.type}, {parts.precision.name}, "
