@@ -12,7 +12,7 @@ from googlenet.arch.costs import (
     network_cost,
     pool_output,
 )
-from googlenet.arch.table import VARIANTS
+from googlenet.arch.table import VARIANTS, with_width
 
 PAPER = VARIANTS["paper"]
 
@@ -33,10 +33,10 @@ def test_depth_is_22_layers_with_parameters():
     assert sum(r.depth for r in network_cost(PAPER).rows) == 22
 
 
-@pytest.mark.parametrize("variant", ["paper", "bn"])
-def test_each_rows_params_equal_the_built_modules(variant):
-    model = build_model(variant)
-    network = network_cost(VARIANTS[variant])
+@pytest.mark.parametrize("variant,width", [("paper", 1), ("bn", 1), ("paper", 1.25), ("bn", 0.5)])
+def test_each_rows_params_equal_the_built_modules(variant, width):
+    model = build_model(variant, width=width)
+    network = network_cost(with_width(VARIANTS[variant], width))
     for planned, row_cost in zip(model.plan, network.rows):
         built = sum(p.numel() for m in model.row_modules(planned) for p in m.parameters())
         assert row_cost.cost.params == built, planned.row.name
@@ -53,10 +53,11 @@ def measured_ops(model, input_size):
             for name, ops in per_module.items() if name.count(".") == 1}, counter.get_total_flops() // 2
 
 
-@pytest.mark.parametrize("variant,input_size", [("paper", 224), ("bn", 224), ("paper", 96)])
-def test_ops_match_pytorchs_flop_counter(variant, input_size):
-    model = build_model(variant, aux_logits=False).eval()
-    network = network_cost(VARIANTS[variant], input_size)
+@pytest.mark.parametrize("variant,input_size,width", [("paper", 224, 1), ("bn", 224, 1),
+                                                      ("paper", 96, 1), ("paper", 96, 1.5)])
+def test_ops_match_pytorchs_flop_counter(variant, input_size, width):
+    model = build_model(variant, aux_logits=False, width=width).eval()
+    network = network_cost(with_width(VARIANTS[variant], width), input_size)
     per_module, total = measured_ops(model, input_size)
     assert total == network.total.ops
     for planned, row_cost in zip(model.plan, network.rows):

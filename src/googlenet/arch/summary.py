@@ -89,9 +89,10 @@ def summary_record(network: NetworkCost) -> dict[str, Any]:
     inputs = [(network.input_size, network.input_size)]
     inputs += [r.output_size[:2] for r in network.rows[:-1]]
     compare = (network.input_size == PAPER_INPUT_SIZE
-               and network.num_classes == PAPER_NUM_CLASSES)
+               and network.num_classes == PAPER_NUM_CLASSES and network.variant.width == 1)
     return {
         "variant": network.variant.name,
+        "width": network.variant.width,
         "input_size": network.input_size,
         "num_classes": network.num_classes,
         "rows": [row_record(r, input_hw, compare) for r, input_hw in zip(network.rows, inputs)],
@@ -124,6 +125,10 @@ def render_summary(network: NetworkCost, fmt: str = "text") -> str:
                      thousands(cost.ops), "", ""])
     title = (f"GoogLeNet, variant {network.variant.name!r} ({network.variant.description}), "
              f"input {network.input_size}x{network.input_size}, {network.num_classes} classes")
+    if network.variant.width != 1:
+        title += f", width {network.variant.width:g} (every filter count scaled; Sec. 7)"
     note = ("ops = multiply-adds of convolutions and linear layers. paper columns: Table 1 as "
             f"printed; * marks a printed figure more than {PAPER_TOLERANCE:.0%} away from ours.")
+    if network.variant.width != 1:
+        note += " The printed figures are for width 1 and are not compared."
     return "\n\n".join([title, render_table(headers, rows, fmt), note])

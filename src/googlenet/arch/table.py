@@ -9,6 +9,7 @@ computed table can be checked against, and shown beside, the published one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Literal, Union
 
@@ -162,6 +163,7 @@ class Variant:
     aux_dropout: float
     aux_pool: Literal["paper", "adaptive"]  # 5x5/3 average pool, or adaptive 4x4
     description: str
+    width: float = 1.0  # every filter count of the table scaled (`widened`); Sec. 7's wider model
 
 
 VARIANTS: dict[str, Variant] = {
@@ -185,6 +187,36 @@ def get_variant(name: str) -> Variant:
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
     return VARIANTS[name]
+
+
+def with_width(variant: Variant, width: float) -> Variant:
+    """`variant` with every filter count of the table times `width` (1: as printed)."""
+    if not 0 < width <= 16:
+        raise ValueError(f"width must be in (0, 16], got {width}")
+    return dataclasses.replace(variant, width=float(width))
+
+
+def widened(table: tuple[Row, ...], width: float) -> tuple[Row, ...]:
+    """Sec. 7: one of the ensemble's seven models "is a wider version" of the network; the paper
+    says no more, so here every convolution's filter count in the table (each of Table 1's
+    filter columns) is multiplied by `width` and rounded, at least 1. The auxiliary heads keep
+    Sec. 5's numbers (128 filters, 1024 units); the classifier follows the width of 5b."""
+    if width == 1:
+        return table
+
+    def scaled(count: int) -> int:
+        return max(1, round(count * width))
+
+    rows: list[Row] = []
+    for row in table:
+        if isinstance(row, ConvRow):
+            row = dataclasses.replace(row, out_channels=scaled(row.out_channels),
+                                      reduce=scaled(row.reduce) if row.reduce else None)
+        elif isinstance(row, InceptionRow):
+            row = dataclasses.replace(row, **{name: scaled(getattr(row, name)) for name in (
+                "c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj")})
+        rows.append(row)
+    return tuple(rows)
 
 
 def inception_key(row: InceptionRow) -> str:
@@ -322,7 +354,9 @@ def _row_layers(row: Row, names: list[str], in_channels: int, variant: Variant,
 
 def layer_plan(variant: Variant, num_classes: int = PAPER_NUM_CLASSES,
                table: tuple[Row, ...] = TABLE_1) -> list[PlannedRow]:
-    """Walk the table: each row with the concrete layers that implement it for `variant`."""
+    """Walk the table (widened by `variant.width`): each row with the concrete layers that
+    implement it for `variant`."""
+    table = widened(table, variant.width)
     planned = []
     channels = 3  # RGB input
     lrns = 0

@@ -24,7 +24,7 @@ def model_from_artifact(artifact: Artifact, num_classes: int | None = None,
                                "through an inference backend (googlenet.inference.Predictor)")
     aux_logits = artifact.aux_logits if aux_logits is None else aux_logits
     model = build_model(artifact.variant, num_classes=artifact.num_classes, aux_logits=aux_logits,
-                        dropout=dropout, aux_dropout=aux_dropout)
+                        dropout=dropout, aux_dropout=aux_dropout, width=artifact.width)
     state = {k: v for k, v in artifact.state_dict.items()
              if aux_logits or not k.startswith(AUX_PREFIXES)}
     own = model.state_dict()

@@ -39,6 +39,7 @@ class Artifact:
     classes: tuple[str, ...]  # class names in output order
     preprocessing: Preprocessing
     aux_logits: bool = False  # the weights hold the auxiliary classifiers
+    width: float = 1.0  # Table 1's filter counts times this (arch.table.widened)
     provenance: Provenance = field(default_factory=Provenance)
     # Our (torchvision's) parameter names; None for formats that hold their own graph (ONNX,
     # TorchScript), which run through an inference backend instead.

@@ -39,6 +39,7 @@ def to_dict(artifact: Artifact) -> dict[str, Any]:
     return {
         "schema": SCHEMA, "version": VERSION, "variant": artifact.variant,
         "classes": list(artifact.classes), "aux_logits": artifact.aux_logits,
+        "width": artifact.width,
         "preprocessing": artifact.preprocessing.to_dict(),
         "provenance": {name: getattr(p, name) for name in PROVENANCE_FIELDS},
     }
@@ -60,6 +61,7 @@ def from_dict(values: Mapping[str, Any], where: str) -> Artifact:
             variant=values["variant"], classes=tuple(values["classes"]),
             preprocessing=Preprocessing.from_dict(values["preprocessing"]),
             aux_logits=bool(values.get("aux_logits", False)),
+            width=float(values.get("width", 1.0)),  # absent before wider models: as printed
             provenance=Provenance(**{k: provenance[k] for k in PROVENANCE_FIELDS if k in provenance}))
     except (KeyError, TypeError, ConfigError) as error:
         raise SchemaError(f"{where}: malformed model metadata ({error})") from None

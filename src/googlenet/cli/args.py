@@ -24,6 +24,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def width(text: str) -> float:
+    """A network width: a factor in (0, 16] on every filter count."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 16:
+        raise argparse.ArgumentTypeError(f"expected a width in (0, 16] such as 1.25, got {text}")
+    return value
+
+
 def add_model(p: argparse.ArgumentParser, several: bool = False) -> None:
     """-m/--model: the one way every command names its model (several: an ensemble)."""
     if several:

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 
 from googlenet.arch.costs import PAPER_REDUCTION_EXAMPLE, ReductionComparison, module_comparison, network_cost
-from googlenet.arch.table import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
-from googlenet.cli.args import add_force, add_format, add_model, positive_int
+from googlenet.arch.table import (
+    PAPER_INPUT_SIZE,
+    PAPER_NUM_CLASSES,
+    VARIANTS,
+    get_variant,
+    with_width,
+)
+from googlenet.cli.args import add_force, add_format, add_model, positive_int, width
 
 
 def hwc(text: str) -> tuple[int, int, int]:
@@ -25,6 +31,9 @@ def add_summary(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", choices=VARIANTS, default="paper")
     p.add_argument("--input-size", type=positive_int, default=PAPER_INPUT_SIZE)
     p.add_argument("--num-classes", type=positive_int, default=PAPER_NUM_CLASSES)
+    p.add_argument("--width", type=width, default=1.0,
+                   help="every filter count times this (Sec. 7's wider model); the paper's "
+                        "figures are compared at 1 only")
     add_format(p)
     p.set_defaults(run=run_summary)
 
@@ -32,7 +41,8 @@ def add_summary(subparsers: argparse._SubParsersAction) -> None:
 def run_summary(args: argparse.Namespace) -> int:
     from googlenet.arch.summary import render_summary
 
-    network = network_cost(get_variant(args.variant), args.input_size, args.num_classes)
+    network = network_cost(with_width(get_variant(args.variant), args.width), args.input_size,
+                           args.num_classes)
     print(render_summary(network, args.format))
     return 0
 

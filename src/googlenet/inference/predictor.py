@@ -56,7 +56,7 @@ class Predictor:
                    device: str | torch.device = "cpu") -> Predictor:
         """A model held in memory (e.g. just trained), with its class names and preprocessing."""
         artifact = Artifact(model.variant.name, tuple(classes), preprocessing,
-                            provenance=Provenance(source="<in memory>"))
+                            width=model.variant.width, provenance=Provenance(source="<in memory>"))
         return cls(artifact, TorchBackend(model, resolve_device(device)))
 
     @property

@@ -25,6 +25,7 @@ from googlenet.arch.table import (
     aux_module_names,
     get_variant,
     layer_plan,
+    with_width,
 )
 from googlenet.model.layers import AuxHead, ConvUnit, Inception, local_response_norm
 
@@ -199,7 +200,7 @@ def check_num_classes(num_classes: int) -> None:
 
 def build_model(variant: str | None = None, num_classes: int | None = None,
                 aux_logits: bool = True, dropout: float | None = None,
-                aux_dropout: float | None = None) -> GoogLeNet:
+                aux_dropout: float | None = None, width: float = 1.0) -> GoogLeNet:
     """Build GoogLeNet with fresh weights (for pretrained ones: `googlenet.load_model`).
 
     variant: "paper" (as published: LRN, biases, 5x5 branches; the default) or "bn"
@@ -207,11 +208,12 @@ def build_model(variant: str | None = None, num_classes: int | None = None,
     num_classes: 1000 by default.
     aux_logits: include the two auxiliary classifiers (used by forward_train only).
     dropout, aux_dropout: override the variant's dropout ratios (0.4 / 0.7 in the paper).
+    width: every filter count of Table 1 times this (Sec. 7's "wider version"; 1: as printed).
     """
     variant = variant or "paper"
     num_classes = PAPER_NUM_CLASSES if num_classes is None else num_classes
     check_num_classes(num_classes)
-    spec = get_variant(variant)
+    spec = with_width(get_variant(variant), width)
     for name, p in (("dropout", dropout), ("aux_dropout", aux_dropout)):
         if p is not None:
             if not 0.0 <= p < 1.0:

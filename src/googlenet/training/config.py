@@ -35,6 +35,8 @@ class ModelConfig:
                                       "(batch norm, torchvision-compatible); unset: the weights' "
                                       "variant, else paper")
     aux_logits: bool = option(True, help="train with the two auxiliary classifiers (Sec. 5)")
+    width: float = option(1.0, help="every filter count of Table 1 times this (Sec. 7: one of the "
+                                    "ensemble's seven models was a wider version)")
     aux_weight: float = option(AUX.loss_weight, help="weight of each auxiliary loss (0.3 in Sec. 5)")
     dropout: float | None = option(None, help="main head dropout (default: the variant's, 40% in "
                                               "the paper)")
@@ -217,6 +219,8 @@ def validate(config: TrainConfig) -> None:
     if config.model.pretrained_lr_scale < 0:
         raise ConfigError("model.pretrained_lr_scale must be 0 or more, "
                          f"got {config.model.pretrained_lr_scale}")
+    if not 0 < config.model.width <= 16:
+        raise ConfigError(f"model.width must be in (0, 16], got {config.model.width}")
     if config.run.threads < 0:
         raise ConfigError(f"run.threads must be 0 (automatic) or more, got {config.run.threads}")
     if config.data.workers < 0:

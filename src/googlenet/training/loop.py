@@ -220,7 +220,7 @@ def make_model(config: TrainConfig, num_classes: int, device: torch.device,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed(config))
             model = build_model(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
-                                dropout=m.dropout, aux_dropout=m.aux_dropout)
+                                dropout=m.dropout, aux_dropout=m.aux_dropout, width=m.width)
         if initial is not None:
             load_initial_weights(model, initial)
     if m.freeze:
@@ -243,7 +243,7 @@ def load_initial_weights(model: GoogLeNet, initial: Artifact) -> None:
 def resolve_init_from(config: TrainConfig) -> tuple[TrainConfig, Artifact | None]:
     """--init-from: a run directory gives its init seed and model (the same weights from the
     same torch version); a weights file or checkpoint gives its weights exactly. The variant
-    must agree; the auxiliary heads follow the source (they are part of its weights)."""
+    must agree; the auxiliary heads and the width follow the source (they shape its weights)."""
     source = config.model.init_from
     if not source:
         return config, None
@@ -260,21 +260,22 @@ def resolve_init_from(config: TrainConfig) -> tuple[TrainConfig, Artifact | None
             raise ConfigError(f"--init-from {source}: that run's variant is "
                               f"{other.model.variant!r}, this one's {config.model.variant!r}")
         model = dataclasses.replace(config.model, variant=other.model.variant,
-                                    aux_logits=other.model.aux_logits)
+                                    aux_logits=other.model.aux_logits, width=other.model.width)
         run = dataclasses.replace(config.run, init_seed=init_seed(other))
         return dataclasses.replace(config, model=model, run=run), None
     initial = load_artifact(source)
     if config.model.variant not in (None, initial.variant):
         raise ConfigError(f"--init-from {source} holds a {initial.variant!r} model, this run "
                           f"asks for {config.model.variant!r}")
-    model = dataclasses.replace(config.model, variant=initial.variant, aux_logits=initial.aux_logits)
+    model = dataclasses.replace(config.model, variant=initial.variant, aux_logits=initial.aux_logits,
+                                width=initial.width)
     return dataclasses.replace(config, model=model), initial
 
 
 def apply_weights_preprocessing(config: TrainConfig, weights: Artifact) -> TrainConfig:
     """Fine-tuning trains the weights' variant on data normalised as the weights expect."""
     return dataclasses.replace(
-        config, model=dataclasses.replace(config.model, variant=weights.variant),
+        config, model=dataclasses.replace(config.model, variant=weights.variant, width=weights.width),
         data=with_preprocessing(config.data, weights.preprocessing))
 
 
@@ -282,7 +283,7 @@ def run_artifact(config: TrainConfig, classes: list[str], metrics: dict[str, Any
                  ) -> dict[str, Any]:
     """The artifact record a checkpoint of this run carries (its weights stored beside it)."""
     artifact = Artifact(config.model.variant, tuple(classes), preprocessing(config.data),
-                        aux_logits=config.model.aux_logits,
+                        aux_logits=config.model.aux_logits, width=config.model.width,
                         provenance=Provenance(config=config_to_dict(config), metrics=metrics))
     return schema.to_dict(artifact)
 
