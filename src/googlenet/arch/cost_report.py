@@ -27,7 +27,7 @@ def render_reduction(c: ReductionComparison, fmt: str = "text") -> str:
         ["reduced total", "", millions(c.reduced)],
     ]
     title = (f"A {k} convolution from {hw}x{c.in_channels} to {c.out_channels} outputs, "
-             f"with and without a 1x1 reduction to {c.reduce} channels (Sec. 4):")
+             f"with and without a 1x1 reduction to {c.reduce} channels (Sec. 4's argument):")
     table = render_table(["", "output x filter", "multiplies"], rows, fmt)
     return f"{title}\n\n{table}\n\nThe reduction saves {c.saving:.0%} of the multiplies."
 
