@@ -64,11 +64,15 @@ def test_table_for_an_ensemble_with_1_10_and_144_crops(trained, digit_folder, ca
     by_crops = {r["crops"]: r for r in record["table"] if r["models"] == 1}
     twins = {r["crops"]: r for r in record["table"] if r["models"] == 2}
     assert all(twins[c]["top1"] == by_crops[c]["top1"] for c in (1, 10, 144))  # same model twice
+    assert record["best_model"] == checkpoint  # a tie: the first given
+    assert [(r["name"], r["given"]) for r in record["ranking"]] == [(checkpoint, 1), (checkpoint, 2)]
+    assert record["ranking"][0]["top1"] == by_crops[1]["top1"]
     assert (tmp_path / "cm.png").stat().st_size > 0
     code, out, _ = run_cli(capsys, "evaluate", "-m", checkpoint, "--val-dir", str(digit_folder / "val"),
                            "--table", "--workers", "0", "--format", "markdown")
     assert "| models | crops | cost | top-1 error | top-5 error | top-5 vs base |" in out
     assert "| 1 | 1 | 1 |" in out and "base" in out
+    assert "best single model" not in out  # one model: no choice to report
 
 
 def test_logit_averaging_and_144_crops(trained, digit_folder):

@@ -37,7 +37,9 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--average", choices=AVERAGES, default="probs",
                    help="average softmax probabilities (the paper) or logits over crops/models")
     p.add_argument("--table", action="store_true",
-                   help="every number of models 1..M with 1, 10 and 144 crops, like Table 3")
+                   help="every number of models 1..M with 1, 10 and 144 crops, like Table 3: "
+                   "the 1-model rows are the model with the lowest 1-crop top-1 error, the k-model "
+                   "rows the k lowest (Sec. 7), whatever the order of -m")
     p.add_argument("--confusion-matrix", metavar="PNG", help="write a confusion-matrix plot")
     p.add_argument("--limit", type=positive_int, metavar="N",
                    help="evaluate about N images, spread evenly within every class")

@@ -2,6 +2,7 @@
 
     report = evaluate(Predictor.load("runs/x"), open_eval_data("digits"), crops=(10,))
     report = evaluate([p1, p2, p3], data, crops=(1, 10, 144), table=True)   # Table 3
+    report.best_model.name                       # its 1-model rows: the lowest top-1 error alone
 
 Objects in, objects out: predictors (any backend, or a model in memory via
 Predictor.from_model) and a labelled data set; `evaluate_sources` is the thin wrapper
@@ -11,8 +12,8 @@ that takes model sources and a data path.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -40,6 +41,32 @@ class EvalResult:
         return self.models * self.crops
 
 
+OnBatch = Callable[[int, float], None]  # (images in the batch, images per second so far)
+
+# Sec. 7: "For the single model case, we chose the one with the lowest top-1 error rate on the
+# validation data." The paper does not say with how many crops; 1, the cheapest to measure.
+RANK_CROPS = 1
+
+
+@dataclass(frozen=True)
+class RankedModel:
+    """One model of an ensemble alone, with RANK_CROPS crops: what orders the Table 3 rows."""
+
+    name: str  # its source: a file, a published name, "<in memory>"
+    given: int  # its place in the order the models were given, from 1
+    top1: float
+    top5: float
+
+
+RANKING = (f"each model alone with {RANK_CROPS} crop, the lowest top-1 error first (Sec. 7); "
+           "ties: the lower top-5 error, then the order given")
+
+
+def ranked(alone: list[RankedModel]) -> list[RankedModel]:
+    """Best first, as RANKING says."""
+    return sorted(alone, key=lambda r: (-r.top1, -r.top5, r.given))
+
+
 @dataclass
 class EvalReport:
     main: EvalResult
@@ -49,7 +76,15 @@ class EvalReport:
     confusion: Tensor  # rows: true class, columns: predicted, for the main setting
     bad_images: list[str]
     images_per_second: float
-    averaged_weights: list[bool]
+    averaged_weights: list[bool]  # in the order the models were given
+    # With `table` and several models: every model alone, best first (`ranked`); the table's
+    # k-model rows average the first k of them. Otherwise empty (the rows take the order given).
+    ranking: list[RankedModel] = field(default_factory=list)
+
+    @property
+    def best_model(self) -> RankedModel | None:
+        """The model of the 1-model rows, chosen as in Sec. 7 (None when there was no choice)."""
+        return self.ranking[0] if self.ranking else None
 
 
 def check_compatible(models: Sequence[Predictor]) -> None:
@@ -96,51 +131,87 @@ def open_eval_data(data: str | DataConfig) -> DataConfig:
     return data if isinstance(data, DataConfig) else DataConfig(path=str(data))
 
 
-@torch.no_grad()
-def evaluate(models: Predictor | Sequence[Predictor], data: str | DataConfig, *,
-             crops: Sequence[int] = (1,), table: bool = False, average: str = "probs",
-             batch_size: int = 32, workers: int = 2, limit: int | None = None,
-             on_batch: Callable[[int, float], None] | None = None) -> EvalReport:
-    """Evaluate one model or an ensemble with `crops[0]` crops per image (and, with `table`,
-    every number of models 1..M with every scheme in `crops`) on the validation split of
-    `data`. Scores are averaged over crops, then over models; each image is decoded once.
-    `limit`: about that many images, stratified (every class kept)."""
-    models = [models] if isinstance(models, Predictor) else list(models)
-    if not models:
-        raise ValueError("give at least one model")
-    check_compatible(models)
-    config = open_eval_data(data)
-    transform = models[0].transform(crops)
-    dataset, classes = load_eval_dataset(config, transform, models[0].preprocessing.input_size)
-    where = config.val_dir or config.path
-    check_classes(classes, models[0], where)
+def open_split(config: DataConfig, model: Predictor, crops: Sequence[int],
+               limit: int | None) -> tuple[Dataset, list[str], list[int]]:
+    """The validation split with `model`'s crops (about `limit` images, stratified, every class
+    kept), its classes and the number of views of each scheme."""
+    transform = model.transform(crops)
+    dataset, classes = load_eval_dataset(config, transform, model.preprocessing.input_size)
+    check_classes(classes, model, config.val_dir or config.path)
     if limit is not None:
         dataset = Subset(dataset, stratified(dataset.targets, limit))
+    return dataset, classes, transform.counts
+
+
+def scored_batches(models: Sequence[Predictor], dataset: Dataset, counts: list[int], average: str,
+                   batch_size: int, workers: int, bad: list[str],
+                   on_batch: OnBatch | None) -> Iterator[tuple[Tensor, list[list[Tensor]]]]:
+    """(labels, every model's N x C scores per crop scheme) for each batch: each image decoded
+    once for all models; the names of unreadable images are added to `bad`."""
     loader = make_loader(dataset, batch_size, train=False, workers=workers, seed=0)
     loader.set_epoch(0)
-    model_counts = range(1, len(models) + 1) if table else [len(models)]
-    tallies = {(k, c): Accuracy(len(classes)) for k in model_counts for c in crops}
-    bad: list[str] = []
     start, seen = time.perf_counter(), 0
     for views, labels, bad_names in loader:
         bad += bad_names
         if views.shape[0] == 0:
             continue
-        total = None
-        for k, model in enumerate(models, start=1):
-            scores = model.crop_scores(views, transform.counts, average)
-            total = scores if total is None else [t + s for t, s in zip(total, scores)]
-            if k in model_counts:
-                for scheme, summed in zip(crops, total):
-                    tallies[(k, scheme)].add(summed / k, labels)
+        yield labels, [model.crop_scores(views, counts, average) for model in models]
         seen += len(labels)
         if on_batch is not None:
             on_batch(len(labels), seen / (time.perf_counter() - start))
+
+
+def rank_models(models: Sequence[Predictor], config: DataConfig, *, batch_size: int = 32,
+                workers: int = 2, limit: int | None = None,
+                on_batch: OnBatch | None = None) -> list[RankedModel]:
+    """Every model alone with RANK_CROPS crops on the validation split, best first (`ranked`)."""
+    dataset, classes, counts = open_split(config, models[0], (RANK_CROPS,), limit)
+    tallies = [Accuracy(len(classes)) for _ in models]
+    for labels, scores in scored_batches(models, dataset, counts, "probs", batch_size, workers,
+                                         [], on_batch):
+        for tally, (alone,) in zip(tallies, scores):
+            tally.add(alone, labels)
+    return ranked([RankedModel(model.name, given, t.top1_rate, t.top5_rate)
+                   for given, (model, t) in enumerate(zip(models, tallies), start=1)])
+
+
+@torch.no_grad()
+def evaluate(models: Predictor | Sequence[Predictor], data: str | DataConfig, *,
+             crops: Sequence[int] = (1,), table: bool = False, average: str = "probs",
+             batch_size: int = 32, workers: int = 2, limit: int | None = None,
+             on_batch: OnBatch | None = None) -> EvalReport:
+    """Evaluate one model or an ensemble with `crops[0]` crops per image (and, with `table`,
+    every number of models 1..M with every scheme in `crops`) on the validation split of
+    `data`. Scores are averaged over crops, then over models; each image is decoded once per
+    pass. With `table` and several models, a first pass ranks the models alone (`rank_models`)
+    and the k-model rows average the k best, whatever the order given (Sec. 7's Table 3).
+    `limit`: about that many images, stratified (every class kept). `on_batch(images, images/s)`
+    after every batch of every pass."""
+    models = [models] if isinstance(models, Predictor) else list(models)
+    if not models:
+        raise ValueError("give at least one model")
+    check_compatible(models)
+    config = open_eval_data(data)
+    ranking = (rank_models(models, config, batch_size=batch_size, workers=workers, limit=limit,
+                           on_batch=on_batch) if table and len(models) > 1 else [])
+    ordered = [models[r.given - 1] for r in ranking] or models
+    dataset, classes, counts = open_split(config, models[0], crops, limit)
+    model_counts = range(1, len(models) + 1) if table else [len(models)]
+    tallies = {(k, c): Accuracy(len(classes)) for k in model_counts for c in crops}
+    bad: list[str] = []
+    start = time.perf_counter()
+    for labels, scores in scored_batches(ordered, dataset, counts, average, batch_size, workers,
+                                         bad, on_batch):
+        total = None
+        for k, model_scores in enumerate(scores, start=1):
+            total = model_scores if total is None else [t + s for t, s in zip(total, model_scores)]
+            if k in model_counts:
+                for scheme, summed in zip(crops, total):
+                    tallies[(k, scheme)].add(summed / k, labels)
     main = tallies[(len(models), crops[0])]
     if main.images == 0:
-        raise DataError(f"no readable images to evaluate in {where}")
+        raise DataError(f"no readable images to evaluate in {config.val_dir or config.path}")
     results = {key: EvalResult(*key, t.images, t.top1_rate, t.top5_rate) for key, t in tallies.items()}
     return EvalReport(results[(len(models), crops[0])], list(results.values()), classes,
-                      main.per_class(), main.confusion, bad, seen / (time.perf_counter() - start),
-                      [m.artifact.provenance.averaged for m in models])
-
+                      main.per_class(), main.confusion, bad, main.images / (time.perf_counter() - start),
+                      [m.artifact.provenance.averaged for m in models], ranking)

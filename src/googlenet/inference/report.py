@@ -7,13 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from googlenet.arch.tables import render_table
-from googlenet.inference.evaluate import EvalReport, EvalResult
+from googlenet.inference.evaluate import RANKING, EvalReport, EvalResult, RankedModel
 from googlenet.inference.predictor import Prediction
 
 
 def result_record(r: EvalResult) -> dict[str, Any]:
     return {"models": r.models, "crops": r.crops, "cost": r.cost, "images": r.images,
             "top1": r.top1, "top5": r.top5, "top1_error": 1 - r.top1, "top5_error": 1 - r.top5}
+
+
+def ranked_record(r: RankedModel) -> dict[str, Any]:
+    return {"name": r.name, "given": r.given, "top1": r.top1, "top5": r.top5,
+            "top1_error": 1 - r.top1, "top5_error": 1 - r.top5}
 
 
 def report_record(report: EvalReport, with_table: bool) -> dict[str, Any]:
@@ -23,6 +28,9 @@ def report_record(report: EvalReport, with_table: bool) -> dict[str, Any]:
               "averaged_weights": report.averaged_weights}
     if with_table:
         record["table"] = [result_record(r) for r in report.table]
+    if with_table and report.best_model is not None:
+        record |= {"best_model": report.best_model.name, "ranked_by": RANKING,
+                   "ranking": [ranked_record(r) for r in report.ranking]}
     return record
 
 
@@ -42,6 +50,19 @@ def table3_rows(results: list[EvalResult]) -> list[list[str]]:
     return rows
 
 
+def ranking_note(report: EvalReport, fmt: str) -> list[str]:
+    """Under Table 3: which model the 1-model rows are, and the order the k-model rows add them."""
+    best = report.best_model
+    if best is None:
+        return []
+    rows = [[str(rank), r.name, str(r.given), percent(1 - r.top1), percent(1 - r.top5)]
+            for rank, r in enumerate(report.ranking, start=1)]
+    return ["", f"1-model rows: the best single model, {best.name} (model {best.given} as given); "
+                "k-model rows: the first k models below.",
+            f"Ranked by {RANKING}:", "",
+            render_table(["rank", "model", "given", "top-1 error", "top-5 error"], rows, fmt)]
+
+
 def render_evaluation(report: EvalReport, fmt: str = "text", with_table: bool = False) -> str:
     if fmt == "json":
         return json.dumps(report_record(report, with_table), indent=2)
@@ -57,7 +78,7 @@ def render_evaluation(report: EvalReport, fmt: str = "text", with_table: bool = 
                                                     zip(report.classes, report.per_class)], fmt)]
     if with_table:
         headers = ["models", "crops", "cost", "top-1 error", "top-5 error", "top-5 vs base"]
-        lines += ["", render_table(headers, table3_rows(report.table), fmt)]
+        lines += ["", render_table(headers, table3_rows(report.table), fmt), *ranking_note(report, fmt)]
     return "\n".join(lines)
 
 
