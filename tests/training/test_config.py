@@ -32,7 +32,7 @@ def test_paper_recipe_is_the_papers():
     assert (paper.optim.optimizer, paper.optim.momentum) == ("sgd", 0.9)
     assert (paper.optim.schedule, paper.optim.step_epochs, paper.optim.gamma) == ("step", 8, 0.96)
     assert (paper.optim.weight_decay, paper.optim.batch_size) == (2e-4, 32)
-    assert paper.optim.ema_decay > 0
+    assert paper.optim.averaging == "polyak"  # Sec. 6: "Polyak averaging [13]"
     assert (paper.augment.policy, paper.augment.scale) == ("paper", (0.08, 1.0))
     assert paper.augment.ratio == pytest.approx((3 / 4, 4 / 3))
     # BVLC's train_val.prototxt and solver.prototxt

@@ -24,6 +24,7 @@ from googlenet.data.config import RENAMED, AugmentConfig, DataConfig, option
 from googlenet.errors import ConfigError
 
 LR_SCALINGS = ("none", "linear")
+AVERAGINGS = ("polyak", "ema", "none")
 SCALED_WARMUP_EPOCHS = 5.0  # Goyal et al. 2017: warm up when the learning rate is scaled up
 MAX_WARMUP_FRACTION = 0.25  # of the run's epochs: a 2-epoch run warms up for half an epoch
 
@@ -70,8 +71,11 @@ class OptimConfig:
     warmup_epochs: float = option(0.0, help="epochs of linear learning-rate warm-up")
     min_lr_ratio: float = option(0.0, help="cosine/onecycle floor, as a fraction of lr")
     label_smoothing: float = option(0.0, help="label smoothing of the cross-entropy loss")
-    ema_decay: float = option(0.9999, help="Polyak averaging (Sec. 6) as an EMA of the weights; "
-                                           "0 turns it off")
+    averaging: str = option("ema", choices=AVERAGINGS,
+                            help="the averaged weights evaluated and kept as best.pt (Sec. 6's "
+                                 "Polyak averaging): polyak (the uniform average of the iterates), "
+                                 "ema (an exponential moving average, ema_decay) or none")
+    ema_decay: float = option(0.9999, help="ema averaging: the decay per step; 0 turns it off")
     grad_clip: float = option(0.0, help="maximum gradient norm; 0 turns clipping off")
 
 
