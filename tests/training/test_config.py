@@ -48,6 +48,7 @@ def test_linear_scaling_from_the_reference_batch_with_a_warm_up():
     eight = resolve_optim(optim, world_size=8)  # 8 GPUs x 32 = 256: 8 x BVLC's rate
     assert (eight.global_batch_size, eight.lr, eight.warmup_epochs) == (256, pytest.approx(0.08),
                                                                         SCALED_WARMUP_EPOCHS)
+    assert (one.warmup_start, eight.warmup_start) == (0.0, 1 / 8)  # Goyal: from 0.01 up to 0.08
     unscaled = resolve_optim(load_recipe("fast").optim, world_size=8)
     assert unscaled.lr == load_recipe("fast").optim.lr
 

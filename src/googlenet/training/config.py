@@ -232,6 +232,7 @@ class ResolvedOptim:
     global_batch_size: int
     lr: float  # the effective learning rate
     warmup_epochs: float
+    warmup_start: float  # the warm-up's first rate, as a fraction of lr
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -239,14 +240,17 @@ class ResolvedOptim:
 
 def resolve_optim(optim: OptimConfig, world_size: int) -> ResolvedOptim:
     """`linear` scaling: lr x global batch / reference batch (Goyal et al. 2017); when that
-    raises the rate and no warm-up is set, warm up for SCALED_WARMUP_EPOCHS. The warm-up is
-    at most MAX_WARMUP_FRACTION of the run: a short run must still reach its learning rate."""
+    raises the rate and no warm-up is set, warm up for SCALED_WARMUP_EPOCHS. A warm-up to a
+    raised rate starts from the reference batch's rate (Goyal's gradual warm-up, Sec. 2.2),
+    any other from 0. The warm-up is at most MAX_WARMUP_FRACTION of the run: a short run must
+    still reach its learning rate."""
     global_batch = optim.batch_size * world_size
-    lr, warmup = optim.lr, optim.warmup_epochs
+    lr, warmup, start = optim.lr, optim.warmup_epochs, 0.0
     if optim.lr_scaling == "linear":
         factor = global_batch / optim.reference_batch_size
         lr, warmup = lr * factor, warmup or (SCALED_WARMUP_EPOCHS if factor > 1 else 0.0)
-    return ResolvedOptim(global_batch, lr, min(warmup, MAX_WARMUP_FRACTION * optim.epochs))
+        start = 1 / factor if factor > 1 and warmup > 0 else 0.0
+    return ResolvedOptim(global_batch, lr, min(warmup, MAX_WARMUP_FRACTION * optim.epochs), start)
 
 
 # --- Recipes: YAML files under googlenet/training/recipes, or a user's own copy.

@@ -192,7 +192,7 @@ def build_parts(model: GoogLeNet, config: TrainConfig, device: torch.device, inf
     optimizer = build_optimizer(model, config, resolved.lr)
     return TrainingParts(
         model=model, step_model=step_model, optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config.optim, steps_per_epoch, resolved.warmup_epochs),
+        scheduler=build_scheduler(optimizer, config.optim, steps_per_epoch, resolved),
         scaler=torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16),
         average=build_average(model, config.optim),
         precision=precision, device=device, dist=info, aux_weight=config.model.aux_weight,
