@@ -24,6 +24,7 @@ from googlenet.data.config import RENAMED, AugmentConfig, DataConfig, option
 from googlenet.errors import ConfigError
 
 LR_SCALINGS = ("none", "linear")
+SCHEDULES = ("step", "poly", "cosine", "onecycle")
 AVERAGINGS = ("polyak", "ema", "none")
 SCALED_WARMUP_EPOCHS = 5.0  # Goyal et al. 2017: warm up when the learning rate is scaled up
 MAX_WARMUP_FRACTION = 0.25  # of the run's epochs: a 2-epoch run warms up for half an epoch
@@ -64,10 +65,12 @@ class OptimConfig:
     bias_lr_scale: float = option(1.0, help="learning rate of biases as a multiple of lr (BVLC: 2)")
     batch_size: int = option(32, help="images per step per process (lowered to fit a small data set)")
     epochs: int = option(250, help="training epochs")
-    schedule: str = option("step", choices=("step", "cosine", "onecycle"),
-                           help="step (gamma every step_epochs, Sec. 6), cosine or onecycle")
+    schedule: str = option("step", choices=SCHEDULES,
+                           help="step (gamma every step_epochs, Sec. 6), poly ((1 - step / steps) "
+                                "** power, BVLC's quick_solver), cosine or onecycle")
     step_epochs: float = option(8.0, help="step schedule: epochs between cuts (8, Sec. 6)")
     gamma: float = option(0.96, help="step schedule: factor per cut (0.96: 4%, Sec. 6)")
+    power: float = option(1.0, help="poly schedule: the exponent (BVLC's quick_solver: 0.5)")
     warmup_epochs: float = option(0.0, help="epochs of linear learning-rate warm-up")
     min_lr_ratio: float = option(0.0, help="cosine/onecycle floor, as a fraction of lr")
     label_smoothing: float = option(0.0, help="label smoothing of the cross-entropy loss")
@@ -207,7 +210,8 @@ def validate(config: TrainConfig) -> None:
                 raise ConfigError(f"{section}.{f.name} must be one of {', '.join(allowed)}, "
                                   f"got {value!r}")
     positive = {"optim.batch_size": config.optim.batch_size, "optim.epochs": config.optim.epochs,
-                "data.input_size": config.data.input_size, "optim.lr": config.optim.lr}
+                "data.input_size": config.data.input_size, "optim.lr": config.optim.lr,
+                "optim.power": config.optim.power}
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name} must be positive, got {value}")
