@@ -71,7 +71,9 @@ class OptimConfig:
     step_epochs: float = option(8.0, help="step schedule: epochs between cuts (8, Sec. 6)")
     gamma: float = option(0.96, help="step schedule: factor per cut (0.96: 4%, Sec. 6)")
     power: float = option(1.0, help="poly schedule: the exponent (BVLC's quick_solver: 0.5)")
-    warmup_epochs: float = option(0.0, help="epochs of linear learning-rate warm-up")
+    warmup_epochs: float = option(0.0, help="epochs of linear learning-rate warm-up, from the "
+                                            "reference batch's rate to a linearly scaled one, "
+                                            "else from 0")
     min_lr_ratio: float = option(0.0, help="cosine/onecycle floor, as a fraction of lr")
     label_smoothing: float = option(0.0, help="label smoothing of the cross-entropy loss")
     averaging: str = option("ema", choices=AVERAGINGS,
