@@ -1,13 +1,16 @@
-"""Polyak averaging as an exponential moving average."""
+"""Sec. 6's Polyak averaging: a uniform average of the iterates, or an EMA."""
 
+import pytest
 import torch
 
-from googlenet.training.averaging import ModelEma
+from googlenet.errors import ConfigError
+from googlenet.training.averaging import ModelAverage, build_average
+from googlenet.training.config import OptimConfig
 
 
 def test_ema_tracks_the_weights_and_batch_norm_statistics_with_warmup():
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
-    ema = ModelEma(model, decay=0.9)
+    ema = ModelAverage(model, "ema", decay=0.9)
     start = ema.module[0].weight.clone()
     with torch.no_grad():
         model[0].weight.add_(1.0)
@@ -20,12 +23,40 @@ def test_ema_tracks_the_weights_and_batch_norm_statistics_with_warmup():
     assert not any(p.requires_grad for p in ema.module.parameters())
 
 
-def test_ema_state_round_trip():
+def test_polyak_is_the_mean_of_the_iterates():
+    """Polyak and Juditsky 1992: after t updates, the mean of the t iterates (not the start)."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    average = ModelAverage(model, "polyak")
+    iterates = [torch.randn(2, 3, generator=torch.Generator().manual_seed(i)) for i in range(7)]
+    for i, weight in enumerate(iterates):
+        with torch.no_grad():
+            model[0].weight.copy_(weight)
+            model[1].running_var.fill_(float(i))
+        average.update(model)
+    torch.testing.assert_close(average.module[0].weight, torch.stack(iterates).mean(0))
+    torch.testing.assert_close(average.module[1].running_var, torch.full((2,), 3.0))  # 0..6
+    torch.testing.assert_close(average.module[0].bias, model[0].bias)  # constant: itself
+
+
+def test_state_round_trip_and_a_kind_that_differs_is_refused():
     model = torch.nn.Linear(3, 1)
-    ema = ModelEma(model, decay=0.99)
+    average = ModelAverage(model, "polyak")
     for _ in range(3):
-        ema.update(model)
-    other = ModelEma(torch.nn.Linear(3, 1), decay=0.99)
-    other.load_state_dict(ema.state_dict())
-    assert other.updates == 3
-    torch.testing.assert_close(other.module.weight, ema.module.weight)
+        average.update(model)
+    other = ModelAverage(torch.nn.Linear(3, 1), "polyak")
+    other.load_state_dict(average.state_dict())
+    assert other.updates == 3 and other.weight() == pytest.approx(1 / 3)
+    torch.testing.assert_close(other.module.weight, average.module.weight)
+    with pytest.raises(ConfigError, match="holds a polyak average"):
+        ModelAverage(model, "ema", 0.99).load_state_dict(average.state_dict())
+    older = {k: v for k, v in ModelAverage(model, "ema", 0.99).state_dict().items() if k != "kind"}
+    ModelAverage(model, "ema", 0.99).load_state_dict(older)  # written before `kind`: an EMA
+
+
+def test_the_config_chooses_the_average():
+    model = torch.nn.Linear(3, 1)
+    assert build_average(model, OptimConfig(averaging="none")) is None
+    assert build_average(model, OptimConfig(averaging="ema", ema_decay=0.0)) is None
+    assert build_average(model, OptimConfig(averaging="polyak", ema_decay=0.0)).kind == "polyak"
+    ema = build_average(model, OptimConfig(averaging="ema", ema_decay=0.99))
+    assert (ema.kind, ema.decay) == ("ema", 0.99)

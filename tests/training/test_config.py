@@ -32,7 +32,7 @@ def test_paper_recipe_is_the_papers():
     assert (paper.optim.optimizer, paper.optim.momentum) == ("sgd", 0.9)
     assert (paper.optim.schedule, paper.optim.step_epochs, paper.optim.gamma) == ("step", 8, 0.96)
     assert (paper.optim.weight_decay, paper.optim.batch_size) == (2e-4, 32)
-    assert paper.optim.ema_decay > 0
+    assert paper.optim.averaging == "polyak"  # Sec. 6: "Polyak averaging [13]"
     assert (paper.augment.policy, paper.augment.scale) == ("paper", (0.08, 1.0))
     assert paper.augment.ratio == pytest.approx((3 / 4, 4 / 3))
     # BVLC's train_val.prototxt and solver.prototxt
@@ -48,6 +48,7 @@ def test_linear_scaling_from_the_reference_batch_with_a_warm_up():
     eight = resolve_optim(optim, world_size=8)  # 8 GPUs x 32 = 256: 8 x BVLC's rate
     assert (eight.global_batch_size, eight.lr, eight.warmup_epochs) == (256, pytest.approx(0.08),
                                                                         SCALED_WARMUP_EPOCHS)
+    assert (one.warmup_start, eight.warmup_start) == (0.0, 1 / 8)  # Goyal: from 0.01 up to 0.08
     unscaled = resolve_optim(load_recipe("fast").optim, world_size=8)
     assert unscaled.lr == load_recipe("fast").optim.lr
 

@@ -54,7 +54,7 @@ def read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def checkpoint_weights(state: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The weights a checkpoint is used with: its Polyak-averaged (EMA) ones when present."""
+    """The weights a checkpoint is used with: its Polyak-averaged ones when present."""
     if state.get("ema"):
         return dict(state["ema"]["module"]), True
     return dict(state["model"]), False

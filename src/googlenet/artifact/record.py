@@ -28,7 +28,7 @@ class Provenance:
 
     source: str = ""  # a published name or the file it was loaded from
     sha256: str | None = None  # of that file, where it was read from one
-    averaged: bool = False  # Polyak-averaged (EMA) weights of a training run
+    averaged: bool = False  # Polyak-averaged weights of a training run (uniform or EMA)
     config: dict[str, Any] | None = None  # the training run's resolved configuration
     metrics: dict[str, Any] | None = None  # the training run's best validation metrics
 

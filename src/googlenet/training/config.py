@@ -24,6 +24,8 @@ from googlenet.data.config import RENAMED, AugmentConfig, DataConfig, option
 from googlenet.errors import ConfigError
 
 LR_SCALINGS = ("none", "linear")
+SCHEDULES = ("step", "poly", "cosine", "onecycle")
+AVERAGINGS = ("polyak", "ema", "none")
 SCALED_WARMUP_EPOCHS = 5.0  # Goyal et al. 2017: warm up when the learning rate is scaled up
 MAX_WARMUP_FRACTION = 0.25  # of the run's epochs: a 2-epoch run warms up for half an epoch
 
@@ -69,15 +71,22 @@ class OptimConfig:
     bias_lr_scale: float = option(1.0, help="learning rate of biases as a multiple of lr (BVLC: 2)")
     batch_size: int = option(32, help="images per step per process (lowered to fit a small data set)")
     epochs: int = option(250, help="training epochs")
-    schedule: str = option("step", choices=("step", "cosine", "onecycle"),
-                           help="step (gamma every step_epochs, Sec. 6), cosine or onecycle")
+    schedule: str = option("step", choices=SCHEDULES,
+                           help="step (gamma every step_epochs, Sec. 6), poly ((1 - step / steps) "
+                                "** power, BVLC's quick_solver), cosine or onecycle")
     step_epochs: float = option(8.0, help="step schedule: epochs between cuts (8, Sec. 6)")
     gamma: float = option(0.96, help="step schedule: factor per cut (0.96: 4%, Sec. 6)")
-    warmup_epochs: float = option(0.0, help="epochs of linear learning-rate warm-up")
+    power: float = option(1.0, help="poly schedule: the exponent (BVLC's quick_solver: 0.5)")
+    warmup_epochs: float = option(0.0, help="epochs of linear learning-rate warm-up, from the "
+                                            "reference batch's rate to a linearly scaled one, "
+                                            "else from 0")
     min_lr_ratio: float = option(0.0, help="cosine/onecycle floor, as a fraction of lr")
     label_smoothing: float = option(0.0, help="label smoothing of the cross-entropy loss")
-    ema_decay: float = option(0.9999, help="Polyak averaging (Sec. 6) as an EMA of the weights; "
-                                           "0 turns it off")
+    averaging: str = option("ema", choices=AVERAGINGS,
+                            help="the averaged weights evaluated and kept as best.pt (Sec. 6's "
+                                 "Polyak averaging): polyak (the uniform average of the iterates), "
+                                 "ema (an exponential moving average, ema_decay) or none")
+    ema_decay: float = option(0.9999, help="ema averaging: the decay per step; 0 turns it off")
     grad_clip: float = option(0.0, help="maximum gradient norm; 0 turns clipping off")
 
 
@@ -212,7 +221,8 @@ def validate(config: TrainConfig) -> None:
                 raise ConfigError(f"{section}.{f.name} must be one of {', '.join(allowed)}, "
                                   f"got {value!r}")
     positive = {"optim.batch_size": config.optim.batch_size, "optim.epochs": config.optim.epochs,
-                "data.input_size": config.data.input_size, "optim.lr": config.optim.lr}
+                "data.input_size": config.data.input_size, "optim.lr": config.optim.lr,
+                "optim.power": config.optim.power}
     for name, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{name} must be positive, got {value}")
@@ -239,6 +249,7 @@ class ResolvedOptim:
     global_batch_size: int
     lr: float  # the effective learning rate
     warmup_epochs: float
+    warmup_start: float  # the warm-up's first rate, as a fraction of lr
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -246,14 +257,17 @@ class ResolvedOptim:
 
 def resolve_optim(optim: OptimConfig, world_size: int) -> ResolvedOptim:
     """`linear` scaling: lr x global batch / reference batch (Goyal et al. 2017); when that
-    raises the rate and no warm-up is set, warm up for SCALED_WARMUP_EPOCHS. The warm-up is
-    at most MAX_WARMUP_FRACTION of the run: a short run must still reach its learning rate."""
+    raises the rate and no warm-up is set, warm up for SCALED_WARMUP_EPOCHS. A warm-up to a
+    raised rate starts from the reference batch's rate (Goyal's gradual warm-up, Sec. 2.2),
+    any other from 0. The warm-up is at most MAX_WARMUP_FRACTION of the run: a short run must
+    still reach its learning rate."""
     global_batch = optim.batch_size * world_size
-    lr, warmup = optim.lr, optim.warmup_epochs
+    lr, warmup, start = optim.lr, optim.warmup_epochs, 0.0
     if optim.lr_scaling == "linear":
         factor = global_batch / optim.reference_batch_size
         lr, warmup = lr * factor, warmup or (SCALED_WARMUP_EPOCHS if factor > 1 else 0.0)
-    return ResolvedOptim(global_batch, lr, min(warmup, MAX_WARMUP_FRACTION * optim.epochs))
+        start = 1 / factor if factor > 1 and warmup > 0 else 0.0
+    return ResolvedOptim(global_batch, lr, min(warmup, MAX_WARMUP_FRACTION * optim.epochs), start)
 
 
 # --- Recipes: YAML files under googlenet/training/recipes, or a user's own copy.

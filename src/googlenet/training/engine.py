@@ -14,7 +14,7 @@ from googlenet.errors import TrainingStopped
 from googlenet.inference.metrics import Accuracy
 from googlenet.runtime.device import Precision
 from googlenet.runtime.distributed import DistInfo, all_reduce_sum, any_rank
-from googlenet.training.averaging import ModelEma
+from googlenet.training.averaging import ModelAverage
 
 
 class AuxForward(nn.Module):
@@ -30,12 +30,12 @@ class AuxForward(nn.Module):
 
 @dataclass
 class TrainingParts:
-    model: nn.Module  # the plain GoogLeNet (EMA and checkpoints use it)
+    model: nn.Module  # the plain GoogLeNet (averaging and checkpoints use it)
     step_model: nn.Module  # what runs the step: AuxForward, maybe DDP- and compile-wrapped
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
-    ema: ModelEma | None
+    average: ModelAverage | None  # Sec. 6's Polyak averaging
     precision: Precision
     device: torch.device
     dist: DistInfo
@@ -104,8 +104,8 @@ def optimizer_step(parts: TrainingParts, loss: Tensor) -> None:
     parts.scaler.step(parts.optimizer)
     parts.scaler.update()
     parts.optimizer.zero_grad(set_to_none=True)
-    if parts.ema is not None:
-        parts.ema.update(parts.model)
+    if parts.average is not None:
+        parts.average.update(parts.model)
 
 
 def check_bad_images(result: EpochResult, limits: EpochLimits, epoch: int) -> None:

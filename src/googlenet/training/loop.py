@@ -41,7 +41,7 @@ from googlenet.runtime.distributed import (
 )
 from googlenet.runtime.files import DirectoryLock, remove_stale_temporaries
 from googlenet.runtime.threads import AdaptiveThreads, run_thread_count
-from googlenet.training.averaging import ModelEma
+from googlenet.training.averaging import build_average
 from googlenet.training.checkpoint import (
     all_finite,
     capture_rng,
@@ -193,9 +193,9 @@ def build_parts(model: GoogLeNet, config: TrainConfig, device: torch.device, inf
     optimizer = build_optimizer(model, config, resolved.lr)
     return TrainingParts(
         model=model, step_model=step_model, optimizer=optimizer,
-        scheduler=build_scheduler(optimizer, config.optim, steps_per_epoch, resolved.warmup_epochs),
+        scheduler=build_scheduler(optimizer, config.optim, steps_per_epoch, resolved),
         scaler=torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16),
-        ema=ModelEma(model, config.optim.ema_decay) if config.optim.ema_decay > 0 else None,
+        average=build_average(model, config.optim),
         precision=precision, device=device, dist=info, aux_weight=config.model.aux_weight,
         label_smoothing=config.optim.label_smoothing, grad_clip=config.optim.grad_clip,
         channels_last=config.run.channels_last and device.type != "mps")
@@ -300,7 +300,7 @@ def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConf
     the resume uses again (convolution results depend on them)."""
     return {
         "model": parts.model.state_dict(),
-        "ema": parts.ema.state_dict() if parts.ema else None,
+        "ema": parts.average.state_dict() if parts.average else None,  # the key of older files
         "optimizer": parts.optimizer.state_dict(),
         "scheduler": parts.scheduler.state_dict(),
         "scaler": parts.scaler.state_dict(),
@@ -318,8 +318,8 @@ def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConf
 
 def restore_parts(parts: TrainingParts, state: dict[str, Any]) -> Progress:
     parts.model.load_state_dict(state["model"])
-    if parts.ema is not None and state.get("ema"):
-        parts.ema.load_state_dict(state["ema"])
+    if parts.average is not None and state.get("ema"):
+        parts.average.load_state_dict(state["ema"])
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.scheduler.load_state_dict(state["scheduler"])
     parts.scaler.load_state_dict(state["scaler"])
@@ -644,7 +644,7 @@ class EpochLoop:
 
     def result(self, reason: str) -> TrainResult:
         parts = self.parts
-        model = parts.ema.module if parts.ema is not None else parts.model
+        model = parts.average.module if parts.average is not None else parts.model
         return TrainResult(self.run_dir, reason, self.progress.epoch, self.best_top1,
                            self.last_metrics, model)
 
@@ -698,7 +698,8 @@ class EpochLoop:
         val = None
         if self.progress.epoch % self.config.run.eval_every == 0 or self.progress.epoch == epochs:
             # Sec. 6: the Polyak-averaged weights are the ones evaluated (and kept as best.pt).
-            val = validate(parts.ema.module if parts.ema else parts.model, self.loaders.val, parts)
+            val = validate(parts.average.module if parts.average else parts.model, self.loaders.val,
+                           parts)
         self.last_metrics = epoch_record(self.progress.epoch, lr, result, val, self.progress,
                                          self.threads)
         self.last_metrics["elapsed_seconds"] = time.perf_counter() - self.started
