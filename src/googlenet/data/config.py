@@ -51,13 +51,16 @@ class AugmentConfig:
                                    "the paper's reference: brightness, contrast and colour factors "
                                    "from [0.5, 1.5] in a random order) or jitter (torchvision's "
                                    "ColorJitter at the strengths below)")
-    brightness: float | None = option(None, help="jitter: brightness strength s, factors from "
-                                                 "[1-s, 1+s] (default 0.4)")
-    contrast: float | None = option(None, help="jitter: contrast strength (default 0.4)")
-    saturation: float | None = option(None, help="jitter: saturation strength (default 0.4)")
-    hue: float | None = option(None, help="jitter: hue strength, 0 to 0.5 (default 0)")
+    brightness: float | None = option(None, help="jitter: brightness strength s, factors from [1-s, "
+                                                 f"1+s] (default {JITTER_STRENGTHS['brightness']:g})")
+    contrast: float | None = option(
+        None, help=f"jitter: contrast strength (default {JITTER_STRENGTHS['contrast']:g})")
+    saturation: float | None = option(
+        None, help=f"jitter: saturation strength (default {JITTER_STRENGTHS['saturation']:g})")
+    hue: float | None = option(
+        None, help=f"jitter: hue strength, 0 to 0.5 (default {JITTER_STRENGTHS['hue']:g})")
     pca_lighting: float = option(0.1, help="AlexNet's PCA lighting noise after the photometric "
-                                           "distortions: std of the alphas (0.1, as Howard)")
+                                           "distortions: std of the alphas (AlexNet's 0.1)")
     crop_padding: int = option(4, help="crop-flip: zero padding before the random crop")
 
     def jitter_strengths(self) -> dict[str, float]:
