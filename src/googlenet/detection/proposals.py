@@ -50,7 +50,7 @@ SETTINGS = {
     "opencv-fast-2x": SearchSetting((300, 600, 900), (100, 100, 100)),
 }
 DEFAULT_SETTING = "paper"
-FORMER_NAMES = {"fast": "opencv-fast", "coarse": "opencv-fast-2x"}  # runs recorded before 0.3
+FORMER_NAMES = {"fast": "opencv-fast", "coarse": "opencv-fast-2x"}  # as runs of googlenet 0.2 name them
 DEFAULT_MAX_SIDE = 500
 MIN_SIDE = 4.0  # proposals thinner than this (pixels, original image) are dropped
 
