@@ -15,7 +15,7 @@ Selective Search, the warping, the classifier and NMS; nothing cached). R-CNN's 
 the extraction of its region crops and the classifier's training; the Selective Search
 proposals of the training images are computed once before its clock starts (their time is
 reported), as R-CNN precomputes them. Proposal recall is measured on the test splits of
-raccoon and coco128, for both Selective Search settings.
+raccoon and coco128 (all 40 and 25 images), for every Selective Search setting.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ sys.path.insert(0, str(REPO / "src"))
 from googlenet.detection.data import load_detection  # noqa: E402
 from googlenet.detection.detector import load_detector  # noqa: E402
 from googlenet.detection.evaluate import evaluate_detector  # noqa: E402
-from googlenet.detection.proposals import ProposalCache, measure_recall  # noqa: E402
+from googlenet.detection.proposals import DEFAULT_SETTING, SETTINGS, ProposalCache, measure_recall  # noqa: E402
 from googlenet.detection.train import DetectConfig, train_detection  # noqa: E402
 
 METHODS = ("rcnn", "faster-rcnn", "fasterrcnn-mobilenet")
 TITLES = {"rcnn": "R-CNN style (Sec. 8)", "faster-rcnn": "Faster R-CNN, GoogLeNet + FPN",
           "fasterrcnn-mobilenet": "peer: MobileNetV3-Large FPN"}
 MIN_SCORE = 0.3  # as `googlenet detect predict` draws
-LABELS = {"rcnn": "R-CNN style, GoogLeNet region classifier (the paper's, Sec. 8)",
+LABELS = {"rcnn": "R-CNN style (Sec. 8), bn GoogLeNet region classifier from fresh weights",
           "faster-rcnn": "Faster R-CNN, GoogLeNet trunk + FPN (3b, 4e, 5b)",
           "fasterrcnn-mobilenet": "peer: torchvision fasterrcnn_mobilenet_v3_large_320_fpn"}
 
@@ -53,7 +53,7 @@ def recall_rows(cache: ProposalCache) -> list[dict]:
         if not (DATA / name).is_dir():
             continue
         samples = load_detection(DATA / name, "test").samples
-        for setting in ("fast", "coarse"):
+        for setting in SETTINGS:
             r = measure_recall(samples, setting, cache=cache)
             rows.append({"data": f"{name} test", "setting": setting, "images": r.images,
                          "objects": r.objects, "proposals_per_image": r.proposals_per_image,
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "bench-detection")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "detection")
-    parser.add_argument("--proposals", default="coarse", choices=("fast", "coarse"))
+    parser.add_argument("--proposals", default=DEFAULT_SETTING, choices=tuple(SETTINGS))
     parser.add_argument("--input-size", type=int, default=32, help="R-CNN's warped regions")
     parser.add_argument("--background-ratio", type=float, default=5.0,
                         help="R-CNN: background crops per object crop")

@@ -2,19 +2,25 @@
 
 import math
 from collections import Counter
+from dataclasses import replace
+from itertools import permutations
 
+import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.config import AugmentConfig
 from googlenet.data.keys import SampleKey
 from googlenet.data.transforms import (
+    HOWARD_DISTORTIONS,
     INTERPOLATION_NAMES,
     CropFlip,
     Normalize,
+    adjust_,
     eval_transform,
+    lighting_shift,
     sample_crop,
     sample_paper_params,
     train_transform,
@@ -60,17 +66,69 @@ def test_every_interpolation_is_drawn_about_equally():
     assert sample_paper_params(64, 64, fixed, generator).interpolation == "bilinear"
 
 
-def test_paper_jitter_skips_zero_strengths_and_lighting_can_be_off():
+def test_jitter_skips_zero_strengths_and_lighting_can_be_off():
     generator = torch.Generator().manual_seed(0)
-    augment = AugmentConfig(brightness=0.4, contrast=0.0, saturation=0.0, hue=0.1, pca_lighting=0.0)
+    augment = AugmentConfig(photometric="jitter", brightness=0.4, contrast=0.0, saturation=0.0,
+                            hue=0.1, pca_lighting=0.0)
     params = sample_paper_params(64, 64, augment, generator)
-    assert sorted(name for name, _ in params.jitter) == ["brightness", "hue"]
+    assert sorted(name for name, _ in params.photometric) == ["brightness", "hue"]
     assert params.lighting is None
-    assert all(0.6 <= f <= 1.4 if n == "brightness" else -0.1 <= f <= 0.1 for n, f in params.jitter)
+    assert all(0.6 <= f <= 1.4 if n == "brightness" else -0.1 <= f <= 0.1
+               for n, f in params.photometric)
+    unset = sample_paper_params(64, 64, AugmentConfig(photometric="jitter"), generator)
+    assert sorted(n for n, _ in unset.photometric) == ["brightness", "contrast", "saturation"]
+    assert all(0.6 <= f <= 1.4 for _, f in unset.photometric)  # the defaults: 0.4, hue 0
+
+
+def test_howard_draws_three_factors_from_half_to_one_and_a_half_in_a_random_order():
+    generator = torch.Generator().manual_seed(0)
+    draws = [sample_paper_params(64, 64, AugmentConfig(), generator) for _ in range(600)]
+    orders = Counter(tuple(name for name, _ in p.photometric) for p in draws)
+    assert set(orders) == set(permutations(HOWARD_DISTORTIONS))  # all 6 orders ...
+    assert min(orders.values()) > 60  # ... about equally often
+    factors = [f for p in draws for _, f in p.photometric]
+    assert all(0.5 <= f <= 1.5 for f in factors) and min(factors) < 0.51 and max(factors) > 1.49
+    assert all(p.lighting is not None for p in draws)  # std 0.1 by default, as Howard
+    again = torch.Generator().manual_seed(0)
+    assert sample_paper_params(64, 64, AugmentConfig(), again) == draws[0]  # a function of the seed
+
+
+def test_lighting_comes_after_the_distortions_in_the_order_drawn():
+    image = random_image(24, 24)
+    transform = train_transform(DATA, AugmentConfig())
+    drawn = transform.params(24, 24, SampleKey(0, 0, 0))
+    fixed = replace(drawn, crop=(0, 0, 24, 24), interpolation="nearest", flip=False,
+                    photometric=(("contrast", 0.6), ("brightness", 1.4), ("saturation", 0.7)),
+                    lighting=(1.0, -1.0, 0.5))
+    transform.params = lambda height, width, key: fixed
+    x = image.float() / 255
+
+    def by_hand(order, lighting_first=False):  # noqa: ANN001, ANN202
+        y = x + lighting_shift(fixed.lighting) if lighting_first else x.clone()
+        for name, factor in order:
+            y = adjust_(y, name, factor)
+        return y if lighting_first else y + lighting_shift(fixed.lighting)
+
+    out = transform(image)
+    assert torch.allclose(out, by_hand(fixed.photometric), atol=1e-6)
+    assert not torch.allclose(out, by_hand(fixed.photometric[::-1]), atol=1e-3)  # order matters
+    assert not torch.allclose(out, by_hand(fixed.photometric, lighting_first=True), atol=1e-3)
+
+
+@pytest.mark.parametrize("name, enhance", [("brightness", ImageEnhance.Brightness),
+                                           ("contrast", ImageEnhance.Contrast),
+                                           ("saturation", ImageEnhance.Color)])
+@pytest.mark.parametrize("factor", [0.5, 0.8, 1.5])
+def test_distortions_are_pils_image_enhance_as_howard_used_it(name, enhance, factor):
+    image = random_image(32, 32, seed=3)
+    pil = Image.fromarray(image.permute(1, 2, 0).numpy())
+    expected = torch.from_numpy(np.array(enhance(pil).enhance(factor))).permute(2, 0, 1).float() / 255
+    ours = adjust_(image.float() / 255, name, factor)
+    assert (ours - expected).abs().max() <= 2 / 255  # PIL rounds to 8 bits (and its mean grey)
 
 
 def test_paper_transform_is_a_function_of_the_key():
-    transform = train_transform(DATA, AugmentConfig(hue=0.05))
+    transform = train_transform(DATA, AugmentConfig(photometric="jitter", hue=0.05))
     image = random_image()
     pil = Image.fromarray(image.permute(1, 2, 0).numpy())
     out = transform(image, SampleKey(seed=1, epoch=2, index=3))
@@ -124,8 +182,10 @@ def test_crop_flip_resizes_images_of_another_size():
 
 @pytest.mark.parametrize("fields, message", [
     ({"scale": (0.5, 0.2)}, "augment.scale must be 0 < min <= max <= 1"),
-    ({"hue": 0.7}, "augment.hue must be in"),
     ({"policy": "mixup"}, "augment.policy must be paper, crop-flip or none"),
+    ({"photometric": "jitter", "hue": 0.7}, "augment.hue must be in"),
+    ({"photometric": "autoaugment"}, "augment.photometric must be howard or jitter"),
+    ({"brightness": 0.3}, "augment.brightness is a strength of photometric jitter; howard"),
 ])
 def test_bad_augment_settings(fields, message):
     with pytest.raises(ValueError, match=message):

@@ -54,10 +54,10 @@ def test_rcnn_train_resume_evaluate_predict(voc, tmp_path, capsys):
     common = ["--data", str(voc), "--input-size", "32", "--cache-dir", str(tmp_path / "cache"),
               "--device", "cpu"]
     assert main(["detect", "train", *common, "--output", str(run), "--epochs", "1",
-                 "--proposals", "fast", "--all-background"]) == 0
+                 "--proposals", "opencv-fast", "--all-background"]) == 0
     assert read_record(run)["method"] == "rcnn" and (run / "best.pt").is_file()
     regions = json.loads((run / "regions" / "train" / "regions.json").read_text())
-    assert regions["config"]["all_background"] and regions["config"]["setting"] == "fast"
+    assert regions["config"]["all_background"] and regions["config"]["setting"] == "opencv-fast"
     assert {p.name for p in (run / "regions" / "train").iterdir()} >= {"__background__", "bar", "square"}
     assert main(["detect", "train", *common, "--output", str(run)]) == 2  # never over a run
     assert "already holds a detection run" in capsys.readouterr().err
@@ -163,9 +163,10 @@ def test_train_images_skip_unreadable_files(voc):
 
 
 def test_proposals_command_prints_recall(voc, capsys):
-    assert main(["detect", "proposals", "--data", str(voc), "--setting", "fast", "--format", "json"]) == 0
+    assert main(["detect", "proposals", "--data", str(voc), "--setting", "opencv-fast",
+                 "--format", "json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
-    assert row["setting"] == "fast" and row["objects"] == 4 and row["recall"]["0.5"] == 1.0
+    assert row["setting"] == "opencv-fast" and row["objects"] == 4 and row["recall"]["0.5"] == 1.0
 
 
 def test_the_annotated_label_grows_with_the_picture():

@@ -117,3 +117,22 @@ def test_bad_recipes_are_clear_errors(tmp_path):
     bad.write_text("optimizer: {lr: 0.1}\n")
     with pytest.raises(ValueError, match="unknown section"):
         load_recipe(str(bad))
+
+
+def test_paper_recipe_distorts_as_howard_and_flips_as_bvlc():
+    augment = load_recipe("paper").augment
+    assert (augment.photometric, augment.pca_lighting) == ("howard", 0.1)  # Sec. 6 -> Howard 2013
+    assert augment.strengths_set() == []  # Howard's factors are fixed: [0.5, 1.5]
+    assert augment.hflip == 0.5  # BVLC train_val.prototxt, mirror: true
+    finetune = load_recipe("finetune").augment
+    assert finetune.photometric == "jitter" and finetune.jitter_strengths()["brightness"] == 0.4
+
+
+def test_older_augment_sections_keep_their_color_jitter():
+    values = config_to_dict(TrainConfig())
+    del values["augment"]["photometric"]
+    assert config_from_dict(values).augment.photometric == "howard"  # nothing set: the default
+    values["augment"].update(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.0)  # googlenet 0.1
+    assert config_from_dict(values).augment.photometric == "jitter"
+    values["augment"]["photometric"] = "howard"  # said explicitly: kept (and refused when training)
+    assert config_from_dict(values).augment.photometric == "howard"

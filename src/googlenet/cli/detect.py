@@ -10,7 +10,7 @@ from pathlib import Path
 from googlenet.cli.args import add_device, add_force, add_format, add_threads, positive_int
 
 METHODS = ("rcnn", "faster-rcnn", "fasterrcnn-mobilenet")  # googlenet.detection.detector.METHODS
-SETTINGS = ("fast", "coarse")  # googlenet.detection.proposals.SETTINGS
+SETTINGS = ("paper", "rcnn", "opencv-fast", "opencv-fast-2x")  # googlenet.detection.proposals.SETTINGS
 BAD = ("error", "skip")
 DEFAULT_CACHE = "~/.cache/googlenet/proposals"
 
@@ -71,8 +71,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
                    "finetune with --model, else fast)")
     g.add_argument("--input-size", type=positive_int,
                    help="the warped regions' size (default 224 with --model, else 64)")
-    g.add_argument("--proposals", choices=SETTINGS, default="coarse",
-                   help="Selective Search: fast, or coarse (the paper's: superpixels 2x larger)")
+    g.add_argument("--proposals", choices=SETTINGS, default="paper",
+                   help="Selective Search's fast mode: paper (Sec. 8: R-CNN's superpixels 2x larger, "
+                        "k 100 and 200), rcnn (R-CNN's, k 50 and 100), opencv-fast (OpenCV's own, "
+                        "k 150 to 450) or opencv-fast-2x (OpenCV's with k doubled)")
     g.add_argument("--background-ratio", type=float, default=3.0,
                    help="background crops per object crop (R-CNN's 3: 96 background to 32 objects)")
     g.add_argument("--all-background", action="store_true",
@@ -234,7 +236,7 @@ def add_proposals(sub: argparse._SubParsersAction) -> None:
                        description="Measure how many ground-truth boxes the proposals cover.")
     add_data(p, None)
     p.add_argument("--setting", choices=SETTINGS, action="append",
-                   help="fast or coarse (repeatable; default both)")
+                   help=f"{', '.join(SETTINGS)} (repeatable; default all)")
     p.add_argument("--max-side", type=positive_int, default=500)
     p.add_argument("--cache-dir", help="cache proposals here (the time then counts only new ones)")
     add_format(p)

@@ -27,6 +27,8 @@ def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = 
 
 
 AUGMENT_POLICIES = ("paper", "crop-flip", "none")
+PHOTOMETRIC_POLICIES = ("howard", "jitter")
+JITTER_STRENGTHS = {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.0}  # jitter's defaults
 MB = 1 << 20
 DEFAULT_MAX_IMAGE_MB = 128  # far above any real photograph, far below what hurts a server
 
@@ -42,13 +44,32 @@ class AugmentConfig:
     ratio: tuple[float, float] = option((3 / 4, 4 / 3), help="crop aspect ratio: MIN,MAX")
     random_interpolation: bool = option(
         True, help="resize crops with bilinear, area, nearest or bicubic at random (Sec. 6)")
-    hflip: float = option(0.5, help="probability of a horizontal flip")
-    brightness: float = option(0.4, help="brightness jitter strength")
-    contrast: float = option(0.4, help="contrast jitter strength")
-    saturation: float = option(0.4, help="saturation jitter strength")
-    hue: float = option(0.0, help="hue jitter strength (0 to 0.5)")
-    pca_lighting: float = option(0.1, help="AlexNet's PCA lighting noise: std of the alphas")
+    hflip: float = option(0.5, help="probability of a horizontal flip (BVLC's mirror: true; "
+                                    "Sec. 6 names none)")
+    photometric: str = option("howard", choices=PHOTOMETRIC_POLICIES,
+                              help="the paper policy's photometric distortions: howard (Howard 2013, "
+                                   "the paper's reference: brightness, contrast and colour factors "
+                                   "from [0.5, 1.5] in a random order) or jitter (torchvision's "
+                                   "ColorJitter at the strengths below)")
+    brightness: float | None = option(None, help="jitter: brightness strength s, factors from [1-s, "
+                                                 f"1+s] (default {JITTER_STRENGTHS['brightness']:g})")
+    contrast: float | None = option(
+        None, help=f"jitter: contrast strength (default {JITTER_STRENGTHS['contrast']:g})")
+    saturation: float | None = option(
+        None, help=f"jitter: saturation strength (default {JITTER_STRENGTHS['saturation']:g})")
+    hue: float | None = option(
+        None, help=f"jitter: hue strength, 0 to 0.5 (default {JITTER_STRENGTHS['hue']:g})")
+    pca_lighting: float = option(0.1, help="AlexNet's PCA lighting noise after the photometric "
+                                           "distortions: std of the alphas (AlexNet's 0.1)")
     crop_padding: int = option(4, help="crop-flip: zero padding before the random crop")
+
+    def jitter_strengths(self) -> dict[str, float]:
+        """The `jitter` policy's strength of each distortion (unset: JITTER_STRENGTHS)."""
+        return {name: default if getattr(self, name) is None else getattr(self, name)
+                for name, default in JITTER_STRENGTHS.items()}
+
+    def strengths_set(self) -> list[str]:
+        return [name for name in JITTER_STRENGTHS if getattr(self, name) is not None]
 
 
 @dataclass(frozen=True)
@@ -100,6 +121,14 @@ def with_preprocessing(data: DataConfig, p: Preprocessing) -> DataConfig:
 
 # Field names of googlenet 0.1, read from older runs and recipes.
 RENAMED = {("data", "data"): "path", ("augment", "augment"): "policy"}
+
+
+def upgrade_augment(values: dict[str, Any]) -> dict[str, Any]:
+    """An augment section from before `photometric` (older runs, copied recipes) that sets jitter
+    strengths trained with ColorJitter: it keeps `jitter`."""
+    if "photometric" not in values and any(values.get(n) is not None for n in JITTER_STRENGTHS):
+        return {**values, "photometric": "jitter"}
+    return values
 
 
 def data_config_from_dict(values: dict[str, Any]) -> DataConfig:

@@ -6,7 +6,8 @@ normalised by `Normalize` (the artifact's Preprocessing). Random choices come fr
 so an output is a pure function of (image, seed, epoch, index); without a key
 they are drawn from the global RNG. Crops and resizes run in PIL, which has all
 four of the paper's interpolations (a tensor resize has no box/area filter);
-photometric distortions run on float tensors.
+photometric distortions run on float tensors (PIL's ImageEnhance formulas, which Howard used,
+without rounding to 8 bits between steps).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
 from googlenet.artifact.preprocessing import Preprocessing
-from googlenet.data.config import AugmentConfig
+from googlenet.data.config import PHOTOMETRIC_POLICIES, AugmentConfig
 from googlenet.data.images import full_size, to_rgb
 from googlenet.data.keys import STREAM_CROP_X, STREAM_CROP_Y, STREAM_FLIP, SampleKey, generator_for, uniform
 from googlenet.data.resize import center_box, draft_size, resize_region, resized_size
@@ -42,7 +43,12 @@ PCA_EIGENVALUES = torch.tensor([0.2175, 0.0188, 0.0045])
 PCA_EIGENVECTORS = torch.tensor([[-0.5675, 0.7192, 0.4009],
                                  [-0.5808, -0.0045, -0.8140],
                                  [-0.5836, -0.6948, 0.4203]])
-JITTERS = ("brightness", "contrast", "saturation", "hue")
+JITTERS = ("brightness", "contrast", "saturation", "hue")  # torchvision's ColorJitter
+# Howard (arXiv 1312.5402, Sec. 2.1), whom Sec. 6 cites for its photometric distortions: PIL's
+# ImageEnhance Brightness, Contrast and Color (saturation) in a random order, each factor drawn
+# from [0.5, 1.5] (1 leaves the image as it is), then AlexNet's lighting noise.
+HOWARD_DISTORTIONS = ("brightness", "contrast", "saturation")
+HOWARD_FACTORS = (0.5, 1.5)
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class PaperParams:
     crop: Crop
     interpolation: str
     flip: bool
-    jitter: tuple[tuple[str, float], ...]  # (distortion, factor) in the order applied
+    photometric: tuple[tuple[str, float], ...]  # (distortion, factor) in the order applied
     lighting: tuple[float, float, float] | None  # PCA alphas
 
 
@@ -94,12 +100,18 @@ def central_crop(height: int, width: int, ratio: tuple[float, float]) -> Crop:
     return (height - h) // 2, (width - w) // 2, h, w
 
 
+def sample_howard(generator: torch.Generator) -> tuple[tuple[str, float], ...]:
+    """Howard's three factors from [0.5, 1.5], in a random order."""
+    order = torch.randperm(len(HOWARD_DISTORTIONS), generator=generator).tolist()
+    return tuple((HOWARD_DISTORTIONS[i], draw_uniform(*HOWARD_FACTORS, generator)) for i in order)
+
+
 def sample_jitter(augment: AugmentConfig,
                   generator: torch.Generator) -> tuple[tuple[str, float], ...]:
     """ColorJitter's factors, in a random order like torchvision's; zero strengths are skipped."""
-    chosen = []
+    chosen, strengths = [], augment.jitter_strengths()
     for i in torch.randperm(len(JITTERS), generator=generator).tolist():
-        strength = getattr(augment, JITTERS[i])
+        strength = strengths[JITTERS[i]]
         if strength > 0:
             low, high = ((-strength, strength) if JITTERS[i] == "hue"
                          else (max(0.0, 1 - strength), 1 + strength))
@@ -113,10 +125,11 @@ def sample_paper_params(height: int, width: int, augment: AugmentConfig,
     interpolation = (INTERPOLATION_NAMES[draw_integer(len(INTERPOLATION_NAMES), generator)]
                      if augment.random_interpolation else "bilinear")
     flip = draw_uniform(0.0, 1.0, generator) < augment.hflip
-    jitter = sample_jitter(augment, generator)
+    photometric = (sample_howard(generator) if augment.photometric == "howard"
+                   else sample_jitter(augment, generator))
     alphas = torch.randn(3, generator=generator, dtype=torch.float64) * augment.pca_lighting
     lighting = tuple(alphas.tolist()) if augment.pca_lighting > 0 else None
-    return PaperParams(crop, interpolation, flip, jitter, lighting)  # type: ignore[arg-type]
+    return PaperParams(crop, interpolation, flip, photometric, lighting)  # type: ignore[arg-type]
 
 
 # --- Photometric distortions on float 3 x H x W tensors in [0, 1], in place where safe.
@@ -137,6 +150,8 @@ def blend_(x: Tensor, other: Tensor, factor: float) -> Tensor:
 
 
 def adjust_(x: Tensor, name: str, factor: float) -> Tensor:
+    """PIL's ImageEnhance (Howard's tool) and torchvision's adjust_* on floats: a blend with
+    black (brightness), the mean grey (contrast) or the grey image (saturation: PIL's Color)."""
     if name == "brightness":
         return x.mul_(factor).clamp_(0, 1)
     if name == "contrast":
@@ -206,7 +221,8 @@ def random_key() -> SampleKey:
 
 
 class PaperTransform:
-    """Sec. 6: random-area, random-aspect patch, random interpolation, flip, photometrics."""
+    """Sec. 6: random-area, random-aspect patch, random interpolation, photometric distortions
+    (Howard's by default), then PCA lighting; and BVLC's flip."""
 
     def __init__(self, augment: AugmentConfig, size: int, normalise: Normalize) -> None:
         self.augment, self.size, self.normalise = augment, size, normalise
@@ -223,9 +239,9 @@ class PaperTransform:
         x = to_float(pil)  # 3 x S x S
         if params.flip:
             x = x.flip(-1)
-        for name, factor in params.jitter:
+        for name, factor in params.photometric:
             x = adjust_(x, name, factor)
-        if params.lighting is not None:
+        if params.lighting is not None:  # after the distortions, as Howard
             x += lighting_shift(params.lighting)
         return self.normalise(x)
 
@@ -284,18 +300,27 @@ class EvalTransform:
 
 
 def check_ranges(augment: AugmentConfig) -> None:
-    a = augment
+    a, jitter = augment, augment.jitter_strengths()
     checks = (  # (field, value, requirement, satisfied)
         ("augment.scale", a.scale, "0 < min <= max <= 1", 0 < a.scale[0] <= a.scale[1] <= 1),
         ("augment.ratio", a.ratio, "0 < min <= max", 0 < a.ratio[0] <= a.ratio[1]),
         ("augment.hflip", a.hflip, "in [0, 1]", 0 <= a.hflip <= 1),
-        ("augment.hue", a.hue, "in [0, 0.5]", 0 <= a.hue <= 0.5),
+        ("augment.hue", jitter["hue"], "in [0, 0.5]", 0 <= jitter["hue"] <= 0.5),
+        *((f"augment.{name}", jitter[name], ">= 0", jitter[name] >= 0)
+          for name in ("brightness", "contrast", "saturation")),
         *((f"augment.{name}", getattr(a, name), ">= 0", getattr(a, name) >= 0)
-          for name in ("brightness", "contrast", "saturation", "pca_lighting", "crop_padding")),
+          for name in ("pca_lighting", "crop_padding")),
     )
     for name, value, requirement, satisfied in checks:
         if not satisfied:
             raise ConfigError(f"{name} must be {requirement}, got {value}")
+    if a.photometric not in PHOTOMETRIC_POLICIES:
+        raise ConfigError(f"augment.photometric must be {' or '.join(PHOTOMETRIC_POLICIES)}, "
+                          f"got {a.photometric!r}")
+    if a.photometric == "howard" and a.strengths_set():
+        raise ConfigError(f"augment.{a.strengths_set()[0]} is a strength of photometric jitter; "
+                          "howard draws its factors from [0.5, 1.5] (set photometric: jitter to "
+                          "choose strengths)")
 
 
 def eval_transform(preprocessing: Preprocessing) -> EvalTransform:

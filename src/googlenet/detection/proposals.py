@@ -1,15 +1,23 @@
 """Region proposals by Selective Search (Uijlings et al. 2013; OpenCV's ximgproc implementation),
 as R-CNN and the paper (Sec. 8) use them, and their recall of the ground truth.
 
-Two settings:
-- `fast`: OpenCV's "fast" Selective Search (HSV and Lab colour spaces, Felzenszwalb
-  segmentation with k = 150 and 300, the colour+fill+size+texture strategies);
-- `coarse`: the paper's: "the superpixel size was increased by 2x", which "halves the
-  proposals" (Sec. 8): the same with k doubled (300 and 600).
+Every setting is Selective Search's "fast" mode, built from OpenCV's own pieces (its graph
+segmentation and its strategy classes): the image in HSV and in Lab, a Felzenszwalb-Huttenlocher
+segmentation (sigma 0.8) per threshold k, and two grouping strategies per segmentation
+(colour+texture+size+fill and texture+size+fill). The settings differ in k and the smallest
+segment, and in the smallest box kept:
+- `rcnn`: R-CNN's (selective_search_boxes.m, fast mode): k = 50 and 100, minSize = k, boxes of
+  at least 20 pixels a side;
+- `paper`: Sec. 8, "the superpixel size was increased by 2x" on R-CNN's: k = 100 and 200,
+  minSize = k, boxes of at least 20 pixels;
+- `opencv-fast`: OpenCV's switchToSelectiveSearchFast(): k = 150, 300 and 450, its graph
+  segmentation's default minimum size of 100 (the equivalent built here gives the same boxes);
+- `opencv-fast-2x`: the same with k doubled (300, 600, 900): this project's former `coarse`.
 The paper adds 200 MultiBox proposals to these; we do not (no MultiBox model here).
 
-Images are shrunk to `max_side` pixels (default 500, R-CNN's order of size) before the search,
-and the boxes scaled back. Proposals are cached per image file content and setting.
+Images are shrunk to `max_side` pixels (default 500; R-CNN's detection demo searches at a width
+of 500) before the search, and the boxes scaled back; R-CNN's 20 pixels are counted at the
+search's scale, as R-CNN counts them. Proposals are cached per image file content and setting.
 """
 
 from __future__ import annotations
@@ -23,8 +31,26 @@ import numpy as np
 from googlenet.errors import ConfigError
 from googlenet.runtime.files import atomic_path
 
-SETTINGS = ("fast", "coarse")
-BASE_K = {"fast": 150, "coarse": 300}  # OpenCV's fast mode: base_k 150, inc_k 150
+
+@dataclass(frozen=True)
+class SearchSetting:
+    """One configuration of Selective Search's fast mode."""
+
+    ks: tuple[int, ...]  # Felzenszwalb-Huttenlocher thresholds: one segmentation each
+    min_sizes: tuple[int, ...]  # each segmentation's smallest segment (pixels)
+    min_box: int = 0  # boxes narrower or lower than this (pixels, at the search's scale) are dropped
+    sigma: float = 0.8  # the segmentation's Gaussian smoothing (R-CNN's and OpenCV's)
+
+
+RCNN_MIN_BOX = 20  # R-CNN's minBoxWidth
+SETTINGS = {
+    "paper": SearchSetting((100, 200), (100, 200), RCNN_MIN_BOX),
+    "rcnn": SearchSetting((50, 100), (50, 100), RCNN_MIN_BOX),
+    "opencv-fast": SearchSetting((150, 300, 450), (100, 100, 100)),
+    "opencv-fast-2x": SearchSetting((300, 600, 900), (100, 100, 100)),
+}
+DEFAULT_SETTING = "paper"
+FORMER_NAMES = {"fast": "opencv-fast", "coarse": "opencv-fast-2x"}  # as runs of googlenet 0.2 name them
 DEFAULT_MAX_SIDE = 500
 MIN_SIDE = 4.0  # proposals thinner than this (pixels, original image) are dropped
 
@@ -39,23 +65,47 @@ def require_opencv():  # noqa: ANN201 - the cv2 module
     return cv2
 
 
-def selective_search(rgb: np.ndarray, setting: str = "coarse", max_side: int = DEFAULT_MAX_SIDE,
-                     threads: int = 1) -> np.ndarray:
+def setting_named(name: str) -> SearchSetting:
+    """A setting by name (the names of older runs included)."""
+    name = FORMER_NAMES.get(name, name)
+    if name not in SETTINGS:
+        raise ConfigError(f"proposal setting must be one of {', '.join(SETTINGS)}, got {name!r}")
+    return SETTINGS[name]
+
+
+def fast_mode_search(bgr: np.ndarray, setting: SearchSetting):  # noqa: ANN201 - OpenCV's object
+    """OpenCV's SelectiveSearchSegmentation set up as its switchToSelectiveSearchFast() does, with
+    the setting's thresholds and minimum sizes (that method fixes the minimum size at 100)."""
+    cv2 = require_opencv()
+    seg = cv2.ximgproc.segmentation
+    search = seg.createSelectiveSearchSegmentation()
+    for code in (cv2.COLOR_BGR2HSV, cv2.COLOR_BGR2Lab):
+        search.addImage(cv2.cvtColor(bgr, code))
+    for k, min_size in zip(setting.ks, setting.min_sizes, strict=True):
+        search.addGraphSegmentation(seg.createGraphSegmentation(setting.sigma, k, min_size))
+    fill, texture, size = (seg.createSelectiveSearchSegmentationStrategyFill(),
+                           seg.createSelectiveSearchSegmentationStrategyTexture(),
+                           seg.createSelectiveSearchSegmentationStrategySize())
+    colour = seg.createSelectiveSearchSegmentationStrategyColor()
+    search.addStrategy(seg.createSelectiveSearchSegmentationStrategyMultiple(colour, fill, texture, size))
+    search.addStrategy(seg.createSelectiveSearchSegmentationStrategyMultiple(fill, texture, size))
+    return search
+
+
+def selective_search(rgb: np.ndarray, setting: str = DEFAULT_SETTING,
+                     max_side: int = DEFAULT_MAX_SIDE, threads: int = 1) -> np.ndarray:
     """Proposals for an H x W x 3 uint8 RGB image: K x 4 float32 (x1, y1, x2, y2), in Selective
     Search's order (its ranking, most object-like first), duplicates removed."""
-    if setting not in SETTINGS:
-        raise ConfigError(f"proposal setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+    chosen = setting_named(setting)
     cv2 = require_opencv()
     cv2.setNumThreads(threads)
     height, width = rgb.shape[:2]
     scale = min(1.0, max_side / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = rgb if scale == 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-    search = cv2.ximgproc.segmentation.createSelectiveSearchSegmentation()
-    search.setBaseImage(np.ascontiguousarray(small[:, :, ::-1]))  # OpenCV wants BGR
-    k = BASE_K[setting]
-    search.switchToSelectiveSearchFast(k, k)
+    search = fast_mode_search(np.ascontiguousarray(small[:, :, ::-1]), chosen)  # OpenCV wants BGR
     rects = np.asarray(search.process(), np.float32).reshape(-1, 4)  # x, y, w, h
+    rects = rects[(rects[:, 2] >= chosen.min_box) & (rects[:, 3] >= chosen.min_box)]
     boxes = np.concatenate([rects[:, :2], rects[:, :2] + rects[:, 2:]], axis=1) / scale
     boxes[:, 0::2] = boxes[:, 0::2].clip(0, width)
     boxes[:, 1::2] = boxes[:, 1::2].clip(0, height)
@@ -72,7 +122,8 @@ class ProposalCache:
     folder: Path | None
 
     def key(self, data: bytes, setting: str, max_side: int) -> str:
-        return f"{hashlib.sha256(data).hexdigest()[:32]}-{setting}-{max_side}.npy"
+        name = FORMER_NAMES.get(setting, setting)
+        return f"{hashlib.sha256(data).hexdigest()[:32]}-{name}-{max_side}.npy"
 
     def get(self, data: bytes, setting: str, max_side: int) -> np.ndarray | None:
         if self.folder is None:

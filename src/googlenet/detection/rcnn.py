@@ -24,8 +24,8 @@ from torchvision.transforms.functional import center_crop, pil_to_tensor
 from googlenet.artifact.build import model_from_artifact
 from googlenet.data.transforms import Normalize
 from googlenet.detection.metrics import Detections
-from googlenet.detection.proposals import ProposalCache, selective_search
-from googlenet.detection.regions import BACKGROUND, CONTEXT, folder_name, warp
+from googlenet.detection.proposals import DEFAULT_SETTING, ProposalCache, selective_search
+from googlenet.detection.regions import BACKGROUND, CONTEXT, folder_name, mean_pixel, warp
 from googlenet.errors import ModelSourceError
 from googlenet.model.network import GoogLeNet
 from googlenet.runtime.device import resolve_device
@@ -37,7 +37,7 @@ CHUNK = 256  # regions per forward pass
 
 @dataclass(frozen=True)
 class RCNNSettings:
-    setting: str = "coarse"
+    setting: str = DEFAULT_SETTING
     max_side: int = 500
     max_proposals: int = 2000  # R-CNN's ~2000 per image; Selective Search's order is kept
     score_threshold: float = 0.05
@@ -92,7 +92,7 @@ class RCNNDetector:
         out = []
         for start in range(0, len(boxes), CHUNK):
             chunk = torch.from_numpy(boxes[start:start + CHUNK])
-            crops = warp(pixels, chunk, prep.resize_size, self.settings.context)
+            crops = warp(pixels, chunk, prep.resize_size, self.settings.context, mean_pixel(prep))
             crops = self.normalise(center_crop(crops, [prep.input_size, prep.input_size]))
             logits = self.model(crops.to(self.device, memory_format=torch.channels_last))
             out.append(logits.float().softmax(1).cpu())

@@ -1,8 +1,10 @@
 """Warped proposal crops labelled by their overlap with the ground truth: R-CNN's fine-tuning
 data (Girshick et al. 2014), which the paper's detector follows (Sec. 8).
 
-Each proposal is widened for context (R-CNN's 16 pixels around a 227-pixel warp), warped to a
-square regardless of its aspect ratio, and labelled by its best IoU with a ground-truth box:
+Each proposal is widened for context (R-CNN's 16 pixels around a 227-pixel warp; what falls
+outside the image is the mean pixel of the classifier's preprocessing, as R-CNN pads with the
+image mean), warped to a square regardless of its aspect ratio, and labelled by its best IoU
+with a ground-truth box:
 at least 0.5, that box's class; below 0.5, background. Per image, every ground-truth box
 and up to `positives` object proposals are kept, with `background_ratio` (3, R-CNN's 32 objects
 to 96 background in each batch) times as many background proposals drawn at random (at least
@@ -28,22 +30,25 @@ from torch import Tensor
 from torchvision.ops import box_iou, roi_align
 from torchvision.transforms.functional import pil_to_tensor
 
+from googlenet.artifact.preprocessing import IMAGENET_MEAN, Preprocessing
 from googlenet.data.images import BadImage, decode_image, read_file
 from googlenet.detection.data import DetectionData, Sample
-from googlenet.detection.proposals import DEFAULT_MAX_SIDE, ProposalCache, proposals_for
+from googlenet.detection.proposals import DEFAULT_MAX_SIDE, DEFAULT_SETTING, ProposalCache, proposals_for
 from googlenet.runtime.files import atomic_path, write_atomically
 
 BACKGROUND = "__background__"
 CONTEXT = 16 / 227  # R-CNN: 16 pixels of context around a 227-pixel warp, each side
+RGB = tuple[float, float, float]
 POSITIVE_IOU = 0.5  # R-CNN's fine-tuning threshold
 
 
 @dataclass(frozen=True)
 class RegionConfig:
-    setting: str = "coarse"  # Selective Search setting (proposals.SETTINGS)
+    setting: str = DEFAULT_SETTING  # Selective Search setting (proposals.SETTINGS)
     max_side: int = DEFAULT_MAX_SIDE
     warp_size: int = 64  # pixels of the square crops written (the classifier's resize size)
     context: float = CONTEXT
+    fill: RGB = IMAGENET_MEAN  # context beyond the image: the classifier's mean pixel (mean_pixel)
     positives: int = 16  # object proposals per image at most (ground-truth boxes come on top)
     background_ratio: float = 3.0
     min_background: int = 8
@@ -64,26 +69,37 @@ def folder_name(name: str) -> str:
     return re.sub(r"[/\\\x00]", "_", name).lstrip(".") or "_"
 
 
-def with_context(boxes: Tensor, context: float, width: int, height: int) -> Tensor:
-    """Boxes widened so that `context` of the warped crop, on each side, is surrounding pixels."""
+def mean_pixel(preprocessing: Preprocessing) -> RGB:
+    """The RGB colour in [0, 1] that `preprocessing` normalises to zero: its mean."""
+    scale, shift = preprocessing.affine()
+    mean = tuple(-b / a for a, b in zip(scale, shift))  # x * scale + shift = 0
+    return mean[::-1] if preprocessing.channel_order == "BGR" else mean  # type: ignore[return-value]
+
+
+def with_context(boxes: Tensor, context: float) -> Tensor:
+    """Boxes widened so that `context` of the warped crop, on each side, is surrounding pixels
+    (past the image's edge where the box is near it, as in R-CNN's rcnn_im_crop.m)."""
     if context <= 0:
         return boxes
     grow = 1.0 / (1.0 - 2.0 * context)
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     half = (boxes[:, 2:] - boxes[:, :2]) / 2 * grow
-    widened = torch.cat([centre - half, centre + half], dim=1)
-    limits = torch.tensor([0.0, 0.0, float(width), float(height)])
-    return torch.maximum(torch.minimum(widened, limits[[2, 3, 2, 3]]), limits[[0, 1, 0, 1]])
+    return torch.cat([centre - half, centre + half], dim=1)
 
 
-def warp(image: Tensor, boxes: Tensor, size: int, context: float) -> Tensor:
+def warp(image: Tensor, boxes: Tensor, size: int, context: float, fill: RGB) -> Tensor:
     """Float 3 x H x W in [0, 1], K x 4 boxes -> K x 3 x size x size: each region (with
-    context) warped to a square, bilinearly (RoIAlign, adaptive sampling)."""
+    context) warped to a square, bilinearly (RoIAlign, adaptive sampling); what lies outside
+    the image is `fill` (R-CNN: the mean, zero once subtracted)."""
     if len(boxes) == 0:
         return image.new_zeros((0, 3, size, size))
-    boxes = with_context(boxes.float(), context, image.shape[-1], image.shape[-2])
-    return roi_align(image[None], [boxes], output_size=(size, size), spatial_scale=1.0,
-                     sampling_ratio=0, aligned=True).clamp_(0, 1)
+    mean = torch.tensor(fill, dtype=image.dtype).reshape(3, 1, 1)
+    # A frame of one zero pixel: RoIAlign reads zero beyond it too, so outside is the mean.
+    centred = torch.nn.functional.pad(image - mean, (1, 1, 1, 1))
+    boxes = with_context(boxes.float(), context) + 1.0  # into the framed image's coordinates
+    crops = roi_align(centred[None], [boxes], output_size=(size, size), spatial_scale=1.0,
+                      sampling_ratio=0, aligned=True)
+    return crops.add_(mean).clamp_(0, 1)
 
 
 def load_image(path: Path) -> tuple[bytes, Image.Image]:
@@ -148,7 +164,7 @@ def extract_regions(data: DetectionData, folder: Path, config: RegionConfig, cac
         proposals = proposals_for(raw, np.asarray(image), config.setting, config.max_side, cache)
         boxes, labels = choose_regions(proposals, sample, config, rng)
         pixels = pil_to_tensor(image).float().div_(255)
-        crops = warp(pixels, torch.from_numpy(boxes), config.warp_size, config.context)
+        crops = warp(pixels, torch.from_numpy(boxes), config.warp_size, config.context, config.fill)
         save_crops(crops, labels, list(data.classes), folder, f"{sample.image.stem}")
         counts.images += 1
         counts.objects += sum(label >= 0 for label in labels)

@@ -26,9 +26,9 @@ from googlenet.detection.detector import (
     read_record,
 )
 from googlenet.detection.loop import LoopConfig, train_detector
-from googlenet.detection.proposals import DEFAULT_MAX_SIDE, ProposalCache
+from googlenet.detection.proposals import DEFAULT_MAX_SIDE, DEFAULT_SETTING, ProposalCache
 from googlenet.detection.rcnn import RCNNSettings
-from googlenet.detection.regions import RegionConfig, extract_regions, write_marker
+from googlenet.detection.regions import RegionConfig, extract_regions, mean_pixel, write_marker
 from googlenet.errors import ConfigError
 from googlenet.runtime.files import DirectoryLock, write_atomically
 from googlenet.training.runs import default_run_dir
@@ -57,7 +57,7 @@ class DetectConfig:
     # R-CNN
     recipe: str | None = None  # default: finetune with a model, else fast
     input_size: int | None = None  # default 224 with a model, else 64
-    proposals: str = "coarse"
+    proposals: str = DEFAULT_SETTING  # Selective Search (proposals.SETTINGS)
     background_ratio: float = 3.0  # background crops per object crop (R-CNN's 96 to 32)
     all_background: bool = False  # every background proposal, object crops repeated to the ratio
     max_side: int = DEFAULT_MAX_SIDE
@@ -145,16 +145,28 @@ def rcnn_train_config(config: DetectConfig, regions: Path, run_dir: Path, epochs
     return with_overrides(load_recipe(recipe), {k: v for k, v in overrides.items() if v is not None})
 
 
-def region_config(config: DetectConfig, warp_size: int) -> RegionConfig:
+def region_fill(config: DetectConfig, train_config) -> tuple[float, float, float]:  # noqa: ANN001
+    """The mean pixel of the region classifier's preprocessing: its weights' when it starts from
+    a model (training takes their normalisation), else its recipe's."""
+    from googlenet.data.config import preprocessing
+
+    if config.model:
+        from googlenet.weights.sources import load_artifact
+
+        return mean_pixel(load_artifact(config.model, preprocess=config.preprocess).preprocessing)
+    return mean_pixel(preprocessing(train_config.data))
+
+
+def region_config(config: DetectConfig, warp_size: int, fill: tuple[float, float, float]) -> RegionConfig:
     return RegionConfig(setting=config.proposals, max_side=config.max_side, warp_size=warp_size,
-                        background_ratio=config.background_ratio,
+                        fill=fill, background_ratio=config.background_ratio,
                         all_background=config.all_background, seed=config.seed)
 
 
 def prepare_regions(config: DetectConfig, data: DetectionData, regions: Path, warp_size: int,
-                    on_message: Callable[[str], None]) -> None:
+                    fill: tuple[float, float, float], on_message: Callable[[str], None]) -> None:
     cache = ProposalCache(Path(config.cache_dir).expanduser() if config.cache_dir else None)
-    rc = region_config(config, warp_size)
+    rc = region_config(config, warp_size, fill)
     splits: list[tuple[str, DetectionData]] = [("train", data)]
     if config.val_split:
         splits.append(("val", load_detection(config.data, config.val_split, config.on_bad)))
@@ -220,7 +232,7 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
             write_atomically(run_dir / RECORD, json.dumps(record, indent=1).encode())
     if not (regions / "train" / "regions.json").is_file():
         with DirectoryLock(run_dir):
-            prepare_regions(config, data, regions, warp_size, on_message)
+            prepare_regions(config, data, regions, warp_size, region_fill(config, probe), on_message)
     epochs = config.epochs
     if deadline is not None and not resumed:
         left = deadline - time.perf_counter()

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from googlenet.arch.table import AUX, VARIANTS
-from googlenet.data.config import RENAMED, AugmentConfig, DataConfig, option
+from googlenet.data.config import RENAMED, AugmentConfig, DataConfig, option, upgrade_augment
 from googlenet.errors import ConfigError
 
 LR_SCALINGS = ("none", "linear")
@@ -174,6 +174,8 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
 def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
     hints = field_types(cls)
     values = {RENAMED.get((section, k), k): v for k, v in values.items()}
+    if section == "augment":
+        values = upgrade_augment(values)
     unknown = set(values) - set(hints)
     if unknown:
         raise ConfigError(f"unknown field(s) in section {section!r}: {', '.join(sorted(unknown))}")
