@@ -21,7 +21,11 @@ import torch
 from googlenet import build_model
 from googlenet.arch.table import VARIANTS
 from googlenet.data.config import preprocessing
-from googlenet.data.transforms import central_crop, sample_crop
+from googlenet.data.transforms import HOWARD_DISTORTIONS, HOWARD_FACTORS, central_crop, sample_crop
+from googlenet.detection.proposals import SETTINGS, SearchSetting
+from googlenet.detection.rcnn import NMS_IOU
+from googlenet.detection.regions import CONTEXT, POSITIVE_IOU
+from googlenet.detection.train import DetectConfig
 from googlenet.training.config import TrainConfig, load_recipe
 from googlenet.training.loop import build_optimizer
 
@@ -118,7 +122,15 @@ PAPER_SEC_6 = Source("the paper, Sec. 6", (
            field("augment.ratio")),
     Number("bilinear, area, nearest neighbor and cubic interpolation methods with equal "
            "probability", True, field("augment.random_interpolation")),
-    # The photometric distortions (Howard, arXiv:1312.5402) are checked where they are built.
+    Number("Andrew Howard's photometric distortions", "howard", field("augment.photometric")),
+))
+
+# Sec. 6 defers to Howard (arXiv:1312.5402, Sec. 2.1.2), who takes the lighting from AlexNet.
+HOWARD = Source("Howard, arXiv:1312.5402", (
+    Number("brightness, contrast and color ... in a random order", ("brightness", "contrast",
+           "saturation"), lambda _: HOWARD_DISTORTIONS),
+    Number("a value between 0.5 and 1.5", (0.5, 1.5), lambda _: HOWARD_FACTORS),
+    Number("the same lighting noise as AlexNet (std 0.1)", 0.1, field("augment.pca_lighting")),
 ))
 
 # --- BVLC's Caffe replication (github.com/BVLC/caffe, models/bvlc_googlenet/).
@@ -168,16 +180,48 @@ BVLC_QUICK_SOLVER = Source("BVLC quick_solver.prototxt", (
     Number("weight_decay: 0.0002", 0.0002, field("optim.weight_decay")),
 ))
 
-# --- R-CNN (Girshick et al. 2014), the pipeline Sec. 8 builds on: its Source tables go here,
-# and SUBJECTS gains an entry whose reader returns the detection defaults that follow them.
+# --- R-CNN (Girshick et al. 2014, and its code: github.com/rbgirshick/rcnn), the pipeline
+# Sec. 8 builds on. The subject is the detection defaults: `googlenet detect train`'s.
+
+
+@dataclass(frozen=True)
+class DetectionDefaults:
+    config: DetectConfig
+    setting: SearchSetting  # the default Selective Search setting's numbers
+
+
+def detection_defaults() -> DetectionDefaults:
+    config = DetectConfig(data="")
+    return DetectionDefaults(config, SETTINGS[config.proposals])
+
+
+RCNN_PAPER = Source("R-CNN, Sec. 2.1-2.3 and Appendix A", (
+    Number("p = 16 pixels of warped image context around the original box (227x227 warp)",
+           16 / 227, lambda _: CONTEXT),
+    Number("proposals with >= 0.5 IoU overlap with a ground-truth box as positives", 0.5,
+           lambda _: POSITIVE_IOU),
+    Number("32 positive windows and 96 background windows", 96 / 32,
+           field("config.background_ratio")),
+    Number("greedy non-maximum suppression (for each class independently) ... IoU overlap ... "
+           "0.3", 0.3, lambda _: NMS_IOU),
+))
+
+RCNN_SELECTIVE_SEARCH = Source("R-CNN selective_search_boxes.m, fast mode, doubled (Sec. 8)", (
+    Number("ks = [50 100], doubled: the superpixel size increased by 2x", (100, 200),
+           field("setting.ks")),
+    Number("minSize = k", (100, 200), field("setting.min_sizes")),
+    Number("minBoxWidth = 20", 20, field("setting.min_box")),
+    Number("sigma = 0.8", 0.8, field("setting.sigma")),
+))
 
 # --- What follows which source: subject -> (how to read it, the sources it follows).
 
 SUBJECTS: dict[str, tuple[Callable[[], Any], tuple[Source, ...]]] = {
     "paper.yaml": (lambda: load_recipe("paper"),
-                   (PAPER_TABLE_1, PAPER_SEC_5, PAPER_SEC_6, BVLC_TRAIN_VAL, BVLC_SOLVER)),
+                   (PAPER_TABLE_1, PAPER_SEC_5, PAPER_SEC_6, HOWARD, BVLC_TRAIN_VAL, BVLC_SOLVER)),
     "bvlc-quick.yaml": (lambda: load_recipe("bvlc-quick"),
                         (PAPER_TABLE_1, PAPER_SEC_5, BVLC_TRAIN_VAL, BVLC_CROPS, BVLC_QUICK_SOLVER)),
+    "detect train's defaults": (detection_defaults, (RCNN_PAPER, RCNN_SELECTIVE_SEARCH)),
 }
 
 CHECKS = [pytest.param(subject, number, id=f"{subject}: {source.name}: {number.printed}")
