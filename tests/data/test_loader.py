@@ -9,7 +9,7 @@ from googlenet.data.config import AugmentConfig, DataConfig
 from googlenet.data.load import load_datasets
 from googlenet.data.loader import EpochSampler, make_loader
 
-PAPER = AugmentConfig(policy="paper", hue=0.05)
+PAPER = AugmentConfig(policy="paper")  # Howard's photometric distortions, as the paper recipe
 EVAL = AugmentConfig(policy="none")
 
 
