@@ -11,6 +11,7 @@ import torch
 from googlenet import build_model
 from googlenet.arch.table import AUX, TABLE_1, ConvRow, InceptionRow, widened
 from googlenet.cli.main import main
+from googlenet.errors import ModelSourceError
 
 COUNTS = ("c1x1", "c3x3_reduce", "c3x3", "c5x5_reduce", "c5x5", "pool_proj")
 
@@ -49,7 +50,7 @@ def test_a_wide_model_round_trips_through_its_artifact(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     assert torch.equal(again(x), model(x))
     narrow = dataclasses.replace(loaded, width=1.0)
-    with pytest.raises(Exception, match="does not fit"):
+    with pytest.raises(ModelSourceError, match="does not fit"):
         model_from_artifact(narrow)  # the width is part of what the weights are
 
 

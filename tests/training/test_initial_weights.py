@@ -76,3 +76,10 @@ def test_a_weights_file_gives_its_weights_exactly_or_a_clear_error(tmp_path):
         initial_state(init_from=str(other))
     with pytest.raises(ConfigError, match="choose one"):
         initial_state(init_from=str(path), weights=str(path))
+
+
+def test_a_run_whose_record_is_unreadable_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "config.yaml").write_text("run: [unclosed\n")
+    assert main(["train", "--init-from", str(tmp_path), "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'config.yaml'}: not valid YAML" in err and "Traceback" not in err

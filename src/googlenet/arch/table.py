@@ -189,11 +189,19 @@ def get_variant(name: str) -> Variant:
     return VARIANTS[name]
 
 
+MAX_WIDTH = 16.0  # far beyond any "wider version"; a typo such as 125 would build 2 billion weights
+
+
+def check_width(width: float) -> float:
+    """`width` if it is in (0, MAX_WIDTH], else ValueError saying so."""
+    if not 0 < width <= MAX_WIDTH:
+        raise ValueError(f"width must be in (0, {MAX_WIDTH:g}], got {width}")
+    return float(width)
+
+
 def with_width(variant: Variant, width: float) -> Variant:
     """`variant` with every filter count of the table times `width` (1: as printed)."""
-    if not 0 < width <= 16:
-        raise ValueError(f"width must be in (0, 16], got {width}")
-    return dataclasses.replace(variant, width=float(width))
+    return dataclasses.replace(variant, width=check_width(width))
 
 
 def widened(table: tuple[Row, ...], width: float) -> tuple[Row, ...]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 
+from googlenet.arch.table import check_width
 from googlenet.arch.tables import FORMATS
 from googlenet.artifact.preprocessing import PRESETS
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB
@@ -25,14 +26,11 @@ def positive_int(text: str) -> int:
 
 
 def width(text: str) -> float:
-    """A network width: a factor in (0, 16] on every filter count."""
+    """A network width: a factor on every filter count (arch.table.check_width)."""
     try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value <= 16:
-        raise argparse.ArgumentTypeError(f"expected a width in (0, 16] such as 1.25, got {text}")
-    return value
+        return check_width(float(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{error} (such as 1.25)") from None
 
 
 def add_model(p: argparse.ArgumentParser, several: bool = False) -> None:

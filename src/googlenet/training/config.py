@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from googlenet.arch.table import AUX, VARIANTS
+from googlenet.arch.table import AUX, VARIANTS, check_width
 from googlenet.data.config import RENAMED, AugmentConfig, DataConfig, option, upgrade_augment
 from googlenet.errors import ConfigError
 
@@ -231,8 +231,10 @@ def validate(config: TrainConfig) -> None:
     if config.model.pretrained_lr_scale < 0:
         raise ConfigError("model.pretrained_lr_scale must be 0 or more, "
                          f"got {config.model.pretrained_lr_scale}")
-    if not 0 < config.model.width <= 16:
-        raise ConfigError(f"model.width must be in (0, 16], got {config.model.width}")
+    try:
+        check_width(config.model.width)
+    except ValueError as error:
+        raise ConfigError(f"model.{error}") from None
     if config.run.threads < 0:
         raise ConfigError(f"run.threads must be 0 (automatic) or more, got {config.run.threads}")
     if config.data.workers < 0:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -55,6 +54,7 @@ from googlenet.training.config import (
     config_from_dict,
     config_to_dict,
     dump_yaml,
+    load_recipe,
     resolve_optim,
 )
 from googlenet.training.engine import (
@@ -251,7 +251,7 @@ def resolve_init_from(config: TrainConfig) -> tuple[TrainConfig, Artifact | None
         raise ConfigError("--init-from and --weights both give the starting weights: choose one")
     run_config = Path(source) / "config.yaml"
     if run_config.is_file():
-        other = config_from_dict(yaml.safe_load(run_config.read_text()) or {})
+        other = load_recipe(str(run_config))  # a run's record reads as a recipe
         asked = config.run.init_seed
         if asked is not None and asked != init_seed(other):
             raise ConfigError(f"--init-seed {asked} contradicts --init-from {source}, whose "
