@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data import resize
 from googlenet.data.images import decode_image
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.transforms import EvalTransform
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data"

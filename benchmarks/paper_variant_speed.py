@@ -27,15 +27,15 @@ from report import write_report  # noqa: E402 - benchmarks/report.py, beside thi
 from googlenet.deploy.export import OperatorLRN, export_onnx, generated_images, inference_model, swap_lrn
 from googlenet.deploy.quantize import quantize_onnx
 from googlenet.inference.backends import OnnxBackend
-from googlenet.model.network import build_model
+from googlenet.model.network import build_network
 
 RESULTS = Path(__file__).parent / "results" / "paper_variant_speed.md"
 
 
 def models(folder: Path, size: int) -> dict[str, Path]:
     torch.manual_seed(0)
-    bn = inference_model(build_model("bn", aux_logits=False).eval())
-    paper = inference_model(build_model("paper", aux_logits=False).eval())
+    bn = inference_model(build_network("bn", aux_logits=False).eval())
+    paper = inference_model(build_network("paper", aux_logits=False).eval())
     paths = {"bn fp32": folder / "bn.onnx", "paper fp32, ONNX LRN operator": folder / "paper_op.onnx",
              "paper fp32, FastLRN (googlenet export)": folder / "paper.onnx"}
     export_onnx(bn, paths["bn fp32"], size, None, 17, {})

@@ -76,13 +76,13 @@ def photographs(count: int) -> list[bytes]:
 
 def bn_artifact():
     """Variant bn with random weights of 1000 classes (speed does not depend on them)."""
-    from googlenet.artifact.preprocessing import preset
     from googlenet.artifact.record import Artifact
-    from googlenet.model.network import build_model
+    from googlenet.data.preprocessing import preset
+    from googlenet.model.network import build_network
 
     torch.manual_seed(0)
     return Artifact("bn", tuple(str(i) for i in range(1000)), preset("imagenet"),
-                    state_dict=build_model("bn", aux_logits=False).eval().state_dict())
+                    state_dict=build_network("bn", aux_logits=False).eval().state_dict())
 
 
 def models(folder: Path) -> dict[str, Path]:

@@ -19,8 +19,8 @@ from trained_checks import DIGITS_RUN
 
 from googlenet import build_model
 from googlenet.artifact.build import model_from_artifact
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact, Provenance
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.training.config import load_recipe, with_overrides
 from googlenet.training.loop import TrainResult, train
 from googlenet.weights.sources import load_artifact

@@ -69,7 +69,7 @@ def dream_gain(model, artifact, layer: str = "4c") -> float:
     def energy(picture: Image.Image) -> float:
         with torch.no_grad():
             x = normalise(to_float(picture))[None]
-            return model.forward_intermediates(x, [layer])[layer].pow(2).mean().item()
+            return model.feature_maps(x, [layer])[layer].pow(2).mean().item()
 
     return energy(dreamt) / energy(canvas)
 

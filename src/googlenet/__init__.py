@@ -4,11 +4,12 @@ The names below are imported on first use, so that `import googlenet` (and the C
 `summary`, `cost` and `--help`) do not import torch.
 
     import googlenet
-    model = googlenet.build_model("paper", num_classes=10)            # fresh weights
-    model = googlenet.load_model("imagenet")                           # published weights
-    predictor = googlenet.Predictor.load("runs/x")                     # any model source
-    report = googlenet.evaluate(predictor, "digits", crops=(10,))
-    result = googlenet.train(googlenet.load_recipe("digits"))
+    model = googlenet.googlenet(weights="imagenet")            # torchvision's weights, variant bn
+    model = googlenet.googlenet(num_classes=10)                # fresh weights, variant paper
+    model.classes, model.transforms(), model.artifact          # every model carries its record
+    predictor = googlenet.Predictor.from_model(model)          # or Predictor.load("runs/x")
+    report = googlenet.evaluate(predictor, "digits", crops=10)
+    result = googlenet.train(googlenet.load_recipe("digits"), callbacks=[googlenet.PrintMessages()])
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ __version__ = "0.2.0"
 # name -> module that defines it
 EXPORTS = {
     "TABLE_1": "googlenet.arch.table", "VARIANTS": "googlenet.arch.table",
-    "GoogLeNet": "googlenet.model.network", "build_model": "googlenet.model.network",
-    "Artifact": "googlenet.artifact.record", "Preprocessing": "googlenet.artifact.preprocessing",
+    "googlenet": "googlenet.weights.sources",
+    "GoogLeNet": "googlenet.model.network", "build_model": "googlenet.artifact.build",
+    "Artifact": "googlenet.artifact.record", "Preprocessing": "googlenet.data.preprocessing",
     "load_artifact": "googlenet.weights.sources", "load_model": "googlenet.weights.sources",
     "Predictor": "googlenet.inference.predictor", "evaluate": "googlenet.inference.evaluate",
     "extract_features": "googlenet.inference.features",

@@ -36,8 +36,8 @@ def test_every_filter_count_is_scaled_and_nothing_else():
 def test_a_wide_model_round_trips_through_its_artifact(tmp_path):
     from googlenet.artifact.build import model_from_artifact
     from googlenet.artifact.files import save_safetensors
-    from googlenet.artifact.preprocessing import preset
     from googlenet.artifact.record import Artifact
+    from googlenet.data.preprocessing import preset
     from googlenet.weights.sources import load_artifact
 
     torch.manual_seed(0)

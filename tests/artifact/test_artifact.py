@@ -12,7 +12,7 @@ import torch
 from googlenet.artifact import schema
 from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.files import save_safetensors
-from googlenet.artifact.preprocessing import PRESETS, Preprocessing, preset
+from googlenet.data.preprocessing import PRESETS, Preprocessing, preset
 from googlenet.data.transforms import Normalize
 from googlenet.deploy.export import export_model
 from googlenet.errors import SchemaError
@@ -35,8 +35,7 @@ def test_every_export_format_round_trips(odd_artifact, odd_images, fmt, tmp_path
     assert result.ok, result
     loaded = load_artifact(result.path)
     same_metadata(loaded, odd_artifact)
-    ours = Predictor.from_model(model_from_artifact(odd_artifact, aux_logits=False), odd_artifact.classes,
-                                odd_artifact.preprocessing)
+    ours = Predictor.from_model(model_from_artifact(odd_artifact, aux_logits=False))  # its record
     theirs = Predictor.load(result.path)
     assert theirs.preprocessing == odd_artifact.preprocessing
     expected = ours.predict_files(odd_images, top_k=3, workers=0)
@@ -103,10 +102,10 @@ def test_a_checkpoint_of_googlenet_0_1_still_loads(tmp_path):
     """Version 1 kept the preprocessing in the training config, with the old field names."""
     import torch as t
 
-    from googlenet.model.network import build_model
+    from googlenet.model.network import build_network
     from googlenet.runtime.files import atomic_path
 
-    model = build_model("bn", num_classes=2, aux_logits=False)
+    model = build_network("bn", num_classes=2, aux_logits=False)
     config = {"model": {"variant": "bn"}, "data": {"data": "digits", "input_size": 48,
                                                    "eval_crop_ratio": 0.9, "mean": [0.1, 0.2, 0.3],
                                                    "std": [0.4, 0.5, 0.6]}}

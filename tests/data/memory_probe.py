@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.config import AugmentConfig
 from googlenet.data.crops import multi_crop
 from googlenet.data.datasets import ImageFileDataset
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.sources import DirectoryReader, FileSplit
 from googlenet.data.transforms import eval_transform, train_transform
 from googlenet.inference.predictor import ImageFiles

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.crops import crop_views, multi_crop, resized_size
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.transforms import eval_transform
 
 

@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.crops import crop_views, multi_crop
 from googlenet.data.images import MAX_ASPECT_RATIO, decode_image, release_memory
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.resize import resized_size
 from googlenet.data.transforms import EvalTransform
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.config import AugmentConfig
 from googlenet.data.keys import SampleKey
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.transforms import (
     HOWARD_DISTORTIONS,
     INTERPOLATION_NAMES,

@@ -14,7 +14,7 @@ from googlenet.artifact.build import model_from_artifact
 from googlenet.cli.main import main
 from googlenet.deploy.export import FastLRN, export_onnx, fold_batch_norm
 from googlenet.inference.backends import OnnxBackend
-from googlenet.model.network import build_model
+from googlenet.model.network import build_network
 from googlenet.weights.sources import load_artifact
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -27,7 +27,7 @@ def run_cli(capsys, *argv):
 
 
 def test_folded_batch_norm_equals_the_unfolded_model_in_eval_mode():
-    model = build_model("bn", num_classes=10).eval()
+    model = build_network("bn", num_classes=10).eval()
     randomize_batch_norm(model)
     folded = fold_batch_norm(model)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
@@ -111,7 +111,7 @@ def test_missing_files_are_clear_errors(tmp_path, capsys):
 
 def test_an_onnx_file_without_our_metadata_is_a_clear_error(tmp_path):
     path = tmp_path / "plain.onnx"
-    export_onnx(build_model("bn", num_classes=10).eval(), path, 32, None, 17, {})
+    export_onnx(build_network("bn", num_classes=10).eval(), path, 32, None, 17, {})
     with pytest.raises(ValueError, match="no googlenet metadata"):
         load_artifact(path)
 
@@ -143,7 +143,7 @@ def test_evaluate_and_predict_with_the_onnxruntime_backend(digits_run, tmp_path,
 def test_export_takes_a_weights_file_with_its_preprocessing_stated(tmp_path, capsys):
     torch.manual_seed(0)
     pth = tmp_path / "tv.pth"
-    torch.save(build_model("bn").state_dict(), pth)  # a torchvision-style state dict, 1000 classes
+    torch.save(build_network("bn").state_dict(), pth)  # a torchvision-style state dict, 1000 classes
     onnx_path = tmp_path / "tv.onnx"
     code, _, err = run_cli(capsys, "export", "-m", pth, "--output", onnx_path)
     assert code == 2 and "bare state dict" in err and not onnx_path.exists()

@@ -8,10 +8,10 @@ import torch
 
 from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.files import save_safetensors
-from googlenet.artifact.preprocessing import preset
 from googlenet.artifact.record import Artifact
 from googlenet.cli.main import main
-from googlenet.model.network import build_model
+from googlenet.data.preprocessing import preset
+from googlenet.model.network import build_network
 from googlenet.weights.sources import load_artifact
 
 pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install 'googlenet[openvino]')")
@@ -54,7 +54,7 @@ def test_ceil_mode_pools_export_at_small_inputs_with_pytorchs_numbers(size, tmp_
     from googlenet.deploy.export import export_model
 
     torch.manual_seed(0)
-    model = build_model("paper", 2, aux_logits=False).eval()
+    model = build_network("paper", 2, aux_logits=False).eval()
     artifact = Artifact("paper", ("a", "b"), replace(preset("imagenet"), input_size=size),
                         state_dict=model.state_dict())
     result = export_model(artifact, "openvino", tmp_path / "small.xml")

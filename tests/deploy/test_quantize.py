@@ -83,7 +83,7 @@ def test_missing_model_and_data_are_clear_errors(fitted, tmp_path, capsys):
 def test_one_class_folder_root_serves_as_calibration_and_held_out_data(tmp_path):
     from PIL import Image
 
-    from googlenet.artifact.preprocessing import Preprocessing
+    from googlenet.data.preprocessing import Preprocessing
     from googlenet.deploy.quantize import held_out_data, training_split_images
 
     for name in ("cat", "dog"):

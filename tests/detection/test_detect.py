@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from googlenet import build_model
-from googlenet.artifact.preprocessing import preset
 from googlenet.cli.main import main
+from googlenet.data.preprocessing import preset
 from googlenet.detection.data import load_detection
 from googlenet.detection.detector import load_detector, read_record
 from googlenet.detection.evaluate import COLOURS, annotate, evaluate_detector

@@ -9,7 +9,7 @@ import pytest
 import torch
 from detection_scenes import RACCOON, SCENES, need, picture
 
-from googlenet.artifact.preprocessing import preset
+from googlenet.data.preprocessing import preset
 from googlenet.data.transforms import Normalize
 from googlenet.detection.data import Sample, load_detection
 from googlenet.detection.proposals import (

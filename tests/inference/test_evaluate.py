@@ -78,14 +78,15 @@ def test_table_for_an_ensemble_with_1_10_and_144_crops(trained, digit_folder, ca
 def test_logit_averaging_and_144_crops(trained, digit_folder):
     run, _ = trained
     report = evaluate(Predictor.load(run / "last.pt"), DataConfig(path="", val_dir=str(digit_folder / "val")),
-                      crops=(144,), average="logits", workers=0)
+                      crops=144, average="logits", workers=0)
     assert report.main.crops == 144 and report.main.images == 20
 
 
 def test_a_model_in_memory_evaluates_as_its_checkpoint(digits_run):
     """The library takes objects: the model `train` returned, no checkpoint and no optimizer."""
     loaded = Predictor.load(digits_run.run_dir / "last.pt")
-    in_memory = Predictor.from_model(digits_run.model, loaded.classes, loaded.preprocessing)
+    in_memory = Predictor.from_model(digits_run.model, classes=loaded.classes,
+                                     preprocessing=loaded.preprocessing)
     a = evaluate(in_memory, "digits", workers=0, limit=60)
     b = evaluate(loaded, "digits", workers=0, limit=60)
     assert (a.main.top1, a.main.top5, a.main.images) == (b.main.top1, b.main.top5, b.main.images)

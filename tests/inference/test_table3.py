@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.data.config import DataConfig
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.inference.evaluate import RankedModel, evaluate, ranked
 from googlenet.inference.predictor import Predictor
 from googlenet.inference.report import render_evaluation
@@ -66,7 +66,7 @@ def models(names: str) -> list[Predictor]:
 
 
 def table(names: str, data: DataConfig):  # noqa: ANN201 - EvalReport
-    return evaluate(models(names), data, crops=(1, 10), table=True, workers=0)
+    return evaluate(models(names), data, crops=1, table=True, table_crops=(1, 10), workers=0)
 
 
 def test_the_rows_do_not_depend_on_the_order_given(greys):
@@ -94,7 +94,7 @@ def test_the_k_model_rows_ensemble_the_k_best(greys):
     report = table("DABC", greys)
     for k, best_k in enumerate(["C", "CB", "CBA", "CBAD"], start=1):
         for crops in (1, 10):
-            alone = evaluate(models(best_k), greys, crops=(crops,), workers=0).main
+            alone = evaluate(models(best_k), greys, crops=crops, workers=0).main
             row = next(r for r in report.table if (r.models, r.crops) == (k, crops))
             assert (row.top1, row.top5, row.images) == (alone.top1, alone.top5, alone.images)
     first_two_given = evaluate(models("DA"), greys, workers=0).main
@@ -108,6 +108,6 @@ def test_ties_go_to_the_lower_top5_error_then_the_order_given(greys):
     assert [r.name for r in ranked(even)] == ["w", "y", "z", "x"]
     # B misreads 2 as 3 as P does, but P buries the true class: the same top-1, a worse top-5
     pair = [reader("P", {2: 3}, 8.0, buried=True), reader("B", *MODELS["B"])]
-    report = evaluate(pair, greys, table=True, workers=0)
+    report = evaluate(pair, greys, table=True, table_crops=(1,), workers=0)
     assert [(m.name, m.top1, m.top5) for m in report.ranking] == [("B", 7 / 8, 1.0),
                                                                   ("P", 7 / 8, 7 / 8)]

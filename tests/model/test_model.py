@@ -109,13 +109,20 @@ def test_channels_last_gives_the_same_logits(variant):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def test_forward_features_is_the_pooled_vector(paper):
+def test_forward_features_and_head_follow_timms_contract(paper):
+    """timm: forward_features -> the unpooled last map, forward_head pools (pre_logits: stop
+    there) and classifies; forward = head(features)."""
     paper.eval()
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
-        features = paper.forward_features(x)
-        assert features.shape == (2, 1024)
-        torch.testing.assert_close(paper.forward_head(features), paper(x))
+        maps = paper.forward_features(x)
+        assert maps.shape == (2, 1024, 7, 7)
+        torch.testing.assert_close(paper.forward_head(maps), paper(x))
+        pooled = paper.forward_head(maps, pre_logits=True)
+        assert pooled.shape == (2, paper.num_features)
+        torch.testing.assert_close(pooled, maps.mean((2, 3)))
+        torch.testing.assert_close(paper.fc(pooled), paper(x))
+        torch.testing.assert_close(paper.feature_maps(x, ["5b"])["5b"], maps)
 
 
 def test_reset_classifier_replaces_main_and_aux_classifiers():

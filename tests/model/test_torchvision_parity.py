@@ -5,7 +5,7 @@ import torch
 import torchvision
 
 from googlenet import build_model
-from googlenet.artifact.preprocessing import preset
+from googlenet.data.preprocessing import preset
 from googlenet.data.transforms import Normalize
 
 

@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from googlenet.artifact.files import save_safetensors
-from googlenet.artifact.preprocessing import preset
 from googlenet.artifact.record import Artifact
 from googlenet.cli.main import main
+from googlenet.data.preprocessing import preset
 from googlenet.errors import ConfigError, RunInUse
-from googlenet.model.network import build_model
+from googlenet.model.network import build_network
 from googlenet.runtime.files import DirectoryLock
 from googlenet.training import loop
 from googlenet.training.checkpoint import load_checkpoint
@@ -169,7 +169,7 @@ def test_a_resumed_run_keeps_its_network(tmp_path):
 def test_weights_and_a_contradicting_variant_are_refused(tmp_path):
     torch.manual_seed(0)
     weights = save_safetensors(Artifact("paper", ("a", "b"), preset("imagenet"),
-                                        state_dict=build_model("paper", num_classes=2).state_dict()),
+                                        state_dict=build_network("paper", num_classes=2).state_dict()),
                                tmp_path / "paper.safetensors")
     with pytest.raises(ConfigError, match="holds a 'paper' model, but the configuration asks for "
                                           "variant 'bn'"):

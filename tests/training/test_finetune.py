@@ -9,10 +9,10 @@ from safetensors.torch import load_file
 
 from googlenet import build_model, load_model
 from googlenet.artifact.files import save_safetensors
-from googlenet.artifact.preprocessing import preset
 from googlenet.artifact.record import Artifact
 from googlenet.cli.main import main
 from googlenet.data.digits import digits_splits
+from googlenet.data.preprocessing import preset
 from googlenet.training.finetune import FrozenBatchNorm2d, freeze_through, parameter_groups
 
 
@@ -132,7 +132,7 @@ def test_features_to_npy_and_parquet(bn_weights, image_folder, tmp_path, capsys)
     assert code == 0 and table.num_rows == 5 and len(table["features"][0].as_py()) == 832
     assert table.schema.metadata[b"layer"] == b"inception4e"
     with torch.no_grad():
-        maps = model.forward_intermediates(torch.randn(1, 3, 224, 224), ["conv3", "inception4e"])
+        maps = model.feature_maps(torch.randn(1, 3, 224, 224), ["conv3", "inception4e"])
     assert maps["conv3"].shape == (1, 192, 56, 56) and maps["inception4e"].shape == (1, 832, 14, 14)
 
 
@@ -144,4 +144,4 @@ def test_features_errors(bn_weights, image_folder, tmp_path, capsys):
         main(["features", str(image_folder), "--output", str(tmp_path / "f.npy")])
     assert "-m/--model" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no layer '9z'"):
-        build_model("bn").forward_intermediates(torch.randn(1, 3, 64, 64), ["9z"])
+        build_model("bn").feature_maps(torch.randn(1, 3, 64, 64), ["9z"])

@@ -59,8 +59,8 @@ def test_runs_record_both_seeds_and_start_from_anothers_initial_weights(tmp_path
 def test_a_weights_file_gives_its_weights_exactly_or_a_clear_error(tmp_path):
     from googlenet import build_model
     from googlenet.artifact.files import save_safetensors
-    from googlenet.artifact.preprocessing import preset
     from googlenet.artifact.record import Artifact
+    from googlenet.data.preprocessing import preset
 
     def save(model, classes, path):
         return save_safetensors(Artifact("bn", tuple(classes), preset("inception"),

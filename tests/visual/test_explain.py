@@ -32,7 +32,7 @@ def test_gradcam_on_the_last_layer_is_the_class_activation_map(digits_model, pas
     canvas, _ = pasted_digits(5, 0, 32)
     _, x = model_view(canvas, artifact.preprocessing.with_size(64))
     with torch.no_grad():
-        features = model.forward_intermediates(x, ["5b"])["5b"][0]  # C x h x w
+        features = model.feature_maps(x, ["5b"])["5b"][0]  # C x h x w
         top = int(model(x).argmax())
         cam = torch.einsum("c,chw->hw", model.fc.weight[top], features).clamp(min=0)
     ours = gradcam(model, model.inception5b, x, top)[0, 0]

@@ -33,7 +33,7 @@ def test_each_branch_of_a_module_gives_its_own_maps(digits_model, pasted_digits)
     assert [m.label.split(" ")[0] for m in maps] == ["1x1", "3x3", "3x3", "pool"]  # bn: "5x5" is 3x3
     with torch.no_grad():
         x = Normalize(artifact.preprocessing)(to_float(view))[None]
-        whole = model.forward_intermediates(x, ["3a"])["3a"][0].numpy()
+        whole = model.feature_maps(x, ["3a"])["3a"][0].numpy()
     assert np.allclose(np.concatenate([m.maps for m in maps]), whole, atol=1e-5)  # the concatenation
     with pytest.raises(ValueError, match="'conv3' is not an Inception module; choose one of 3a"):
         branch_maps(model, canvas, artifact.preprocessing, "conv3")
@@ -48,7 +48,7 @@ def test_the_objective_before_the_relu_is_the_activation_after_it(digits_model, 
     model, _ = digits_model
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        after = model.forward_intermediates(x, [layer])[layer]
+        after = model.feature_maps(x, [layer])[layer]
         maps = {c: pre_relu_map(model, layer, c, x) for c in range(channel, channel + 16)}
     for c, before in maps.items():
         assert torch.allclose(before.clamp(min=0), after[:, c], atol=1e-5), c

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from googlenet import build_model
-from googlenet.artifact.preprocessing import preset
+from googlenet.data.preprocessing import preset
 from googlenet.data.transforms import Normalize
 from googlenet.model.network import GoogLeNet
 from googlenet.weights.caffe import (

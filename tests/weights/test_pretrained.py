@@ -12,10 +12,11 @@ import pytest
 import torch
 import torchvision
 
+import googlenet
 from googlenet import build_model
 from googlenet.artifact.build import model_from_artifact
-from googlenet.artifact.preprocessing import preset
 from googlenet.cli.main import main
+from googlenet.data.preprocessing import preset
 from googlenet.errors import ModelSourceError
 from googlenet.training.checkpoint import save_checkpoint
 from googlenet.training.config import TrainConfig, config_to_dict, with_overrides
@@ -100,6 +101,14 @@ def test_imagenet_weights_match_torchvision_outputs(served, tmp_path, monkeypatc
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         assert torch.equal(model(x), torchvision_model(x))
+    # the entry point, as torchvision's googlenet(weights=...): the model carries its record
+    entry = googlenet.googlenet(weights="imagenet").eval()
+    assert entry.variant.name == "bn" and entry.classes == imagenet_classes()
+    assert entry.artifact.preprocessing == preset("inception") and entry.artifact.source == "imagenet"
+    with torch.no_grad():
+        assert torch.equal(entry(x), torchvision_model(x))
+    with pytest.raises(ModelSourceError, match="holds variant 'bn' weights, not 'paper'"):
+        googlenet.googlenet(weights="imagenet", variant="paper")
 
 
 def test_a_bare_state_dict_needs_its_preprocessing_stated(served):

@@ -123,6 +123,9 @@ TABLE_1: tuple[Row, ...] = (
 
 PAPER_INPUT_SIZE = 224
 PAPER_NUM_CLASSES = 1000
+# A fresh model's variant when none is asked for: the network as published. With weights, the
+# weights' own variant (torchvision's ImageNet weights are `bn`, BVLC's are `paper`).
+DEFAULT_VARIANT = "paper"
 
 
 @dataclass(frozen=True)

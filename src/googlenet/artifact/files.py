@@ -14,8 +14,8 @@ from typing import Any
 
 from googlenet.artifact import schema
 from googlenet.artifact.build import has_aux_weights
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact, Provenance
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.errors import ModelSourceError
 from googlenet.runtime.files import atomic_path
 

@@ -5,7 +5,8 @@ instead of two: the architecture (variant, classes, auxiliary heads), the
 preprocessing, where it came from, and (for PyTorch formats) the weights.
 Every loader returns one (`weights.load_artifact`); every writer stores its
 metadata through `artifact.schema`; `artifact.build.model_from_artifact` makes
-the GoogLeNet that holds its weights.
+the GoogLeNet that holds its weights, and every model the library builds or loads carries
+its record as `model.artifact` (without the weights, which the model holds).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from googlenet.arch.table import VARIANTS
-from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.errors import ModelSourceError
 
 if TYPE_CHECKING:  # torch stays unimported: the CLI reads metadata without it
     from torch import Tensor
+
+    from googlenet.data.transforms import EvalTransform
 
 
 @dataclass(frozen=True)
@@ -63,4 +66,12 @@ class Artifact:
 
     def without_weights(self) -> Artifact:
         return replace(self, state_dict=None)
+
+    def transforms(self) -> EvalTransform:
+        """The eval transform of this model's preprocessing (torchvision's `weights.transforms()`):
+        a PIL image or an RGB 3 x H x W tensor (uint8, or float in [0, 1]) -> the normalised
+        3 x S x S input: shorter side resized to `preprocessing.resize_size`, center crop."""
+        from googlenet.data.transforms import eval_transform  # torch, on first use only
+
+        return eval_transform(self.preprocessing)
 

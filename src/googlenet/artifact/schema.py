@@ -24,8 +24,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact, Provenance
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.errors import ConfigError, SchemaError
 
 SCHEMA = "googlenet-artifact"

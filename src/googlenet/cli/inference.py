@@ -71,11 +71,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from googlenet.inference.evaluate import evaluate
     from googlenet.inference.report import render_evaluation, save_confusion_matrix
 
-    crops = (args.crops,) + tuple(c for c in CROP_SCHEMES if c != args.crops) if args.table else (
-        args.crops,)
     predictors = load_predictors(args, args.models)
     bar = tqdm(unit="img", file=sys.stderr, disable=args.format == "json" or not sys.stderr.isatty())
-    report = evaluate(predictors, eval_data(args, predictors[0]), crops=crops, table=args.table,
+    report = evaluate(predictors, eval_data(args, predictors[0]), crops=args.crops, table=args.table,
                       average=args.average, batch_size=args.batch_size, workers=args.workers,
                       limit=args.limit,
                       on_batch=lambda n, rate: (bar.update(n), bar.set_postfix(img_s=f"{rate:.1f}")))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from googlenet.artifact.preprocessing import PRESETS, Preprocessing, preset
+from googlenet.data.preprocessing import PRESETS, Preprocessing, preset
 from googlenet.errors import ConfigError
 
 if TYPE_CHECKING:

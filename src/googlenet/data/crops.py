@@ -14,9 +14,9 @@ from PIL import Image
 from torch import Tensor
 
 from googlenet.arch.table import CROP_SCHEMES, PAPER_SCALES
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.images import full_size
 from googlenet.data.keys import SampleKey
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.resize import Box, draft_size, resize_region, resized_size, union
 from googlenet.data.transforms import AnyImage, Normalize, as_pil, to_float
 

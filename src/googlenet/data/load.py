@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from torch.utils.data import Dataset
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.config import AugmentConfig, DataConfig, preprocessing
 from googlenet.data.datasets import ImageFileDataset, TensorImageDataset
 from googlenet.data.digits import digits_splits
 from googlenet.data.memory import decode_all
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.sources import FileSplit, file_splits, open_tree, split_from_tree, tree_splits
 from googlenet.data.transforms import Transform, eval_transform, train_transform
 

@@ -21,10 +21,10 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2 import functional as F
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.data.config import PHOTOMETRIC_POLICIES, AugmentConfig
 from googlenet.data.images import full_size, to_rgb
 from googlenet.data.keys import STREAM_CROP_X, STREAM_CROP_Y, STREAM_FLIP, SampleKey, generator_for, uniform
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.resize import center_box, draft_size, resize_region, resized_size
 from googlenet.errors import ConfigError
 
@@ -177,11 +177,16 @@ def as_pil(image: AnyImage) -> Image.Image:
 
 
 def as_uint8(image: AnyImage) -> Tensor:
+    """A PIL image, a uint8 3 x H x W tensor or a float one in [0, 1] (torchvision's ToTensor
+    output) -> uint8 3 x H x W, RGB."""
     if isinstance(image, Image.Image):
         return F.pil_to_tensor(to_rgb(image))
-    if image.dtype != torch.uint8 or image.ndim != 3 or image.shape[0] != 3:
-        raise ValueError(f"expected a uint8 3 x H x W image tensor, got {image.dtype} "
-                         f"{tuple(image.shape)}")
+    if image.ndim != 3 or image.shape[0] != 3 or not (image.dtype == torch.uint8
+                                                       or image.is_floating_point()):
+        raise ValueError(f"expected a 3 x H x W RGB image tensor (uint8, or float in [0, 1]), got "
+                         f"{image.dtype} {tuple(image.shape)}")
+    if image.is_floating_point():
+        return image.detach().mul(255).round_().clamp_(0, 255).to(torch.uint8)
     return image
 
 

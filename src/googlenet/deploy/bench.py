@@ -31,7 +31,7 @@ from googlenet.arch.table import AUX, get_variant
 from googlenet.arch.tables import render_table
 from googlenet.deploy.export import export_onnx, generated_images, inference_model
 from googlenet.errors import ModelSourceError
-from googlenet.model.network import build_model
+from googlenet.model.network import build_network
 
 NUM_CLASSES = 1000  # ImageNet's head, as torchvision's
 
@@ -177,7 +177,7 @@ def torchvision_googlenet(aux_logits: bool) -> nn.Module:
 
 def ours(variant: str, aux_logits: bool = False) -> nn.Module:
     torch.manual_seed(0)
-    return build_model(variant, NUM_CLASSES, aux_logits=aux_logits)
+    return build_network(variant, NUM_CLASSES, aux_logits=aux_logits)
 
 
 def forward_macs(variant: str, size: int) -> int:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from googlenet.artifact import schema
-from googlenet.artifact.build import model_from_artifact
+from googlenet.artifact.build import artifact_of, model_from_artifact
 from googlenet.artifact.files import save_safetensors
 from googlenet.artifact.record import Artifact
 from googlenet.data.config import DataConfig
@@ -219,6 +219,8 @@ class ExportResult:
 
 
 def default_output(source: str, fmt: str) -> Path:
+    if source.startswith("<"):  # a model in memory ("<in memory>", "<new>"): no file to name it
+        return Path(f"googlenet{SUFFIXES[fmt]}")
     path = Path(source)
     name = path.parent.name if path.stem in ("best", "last") and path.parent.name else path.stem
     return Path(f"{name or 'googlenet'}{SUFFIXES[fmt]}")
@@ -311,13 +313,15 @@ def reload(path: Path, original: Artifact) -> Artifact:
     return loaded
 
 
-def export_model(artifact: Artifact, fmt: str, output: str | Path | None = None, *,
+def export_model(model: GoogLeNet | Artifact, fmt: str, output: str | Path | None = None, *,
                  batch: int | None = None, opset: int = DEFAULT_OPSET, check_count: int = 8,
                  tolerance: float = DEFAULT_TOLERANCE, check_data: DataConfig | None = None,
                  overwrite: bool = False) -> ExportResult:
-    """Export `artifact` (which holds weights) to `fmt`, then load the file back and compare
-    its metadata and logits with PyTorch's on `check_data`'s images (generated ones without).
-    An existing file is replaced only with `overwrite`."""
+    """Export a model (its record, `model.artifact`, travels with it) or an artifact that holds
+    weights to `fmt`, then load the file back and compare its metadata and logits with
+    PyTorch's on `check_data`'s images (generated ones without). An existing file is replaced
+    only with `overwrite`."""
+    artifact = artifact_of(model) if isinstance(model, GoogLeNet) else model
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     path = check_output(output or default_output(artifact.source, fmt), overwrite)

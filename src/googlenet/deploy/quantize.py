@@ -26,12 +26,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from googlenet.artifact.preprocessing import Preprocessing
 from googlenet.artifact.record import Artifact
 from googlenet.data.config import AugmentConfig, DataConfig, recorded_data
 from googlenet.data.datasets import ImageFileDataset
 from googlenet.data.images import is_image_file, read_image
 from googlenet.data.load import load_datasets
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.sources import find_splits, open_tree, split_from_tree, train_folder
 from googlenet.data.subsets import evenly_spaced
 from googlenet.data.transforms import eval_transform

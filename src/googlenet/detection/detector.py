@@ -21,11 +21,11 @@ from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
 from googlenet.artifact.files import DETECTOR
-from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.detection.metrics import Detections
 from googlenet.detection.proposals import ProposalCache
 from googlenet.errors import ModelSourceError, SchemaError
-from googlenet.model.network import build_model
+from googlenet.model.network import build_network
 from googlenet.runtime.device import resolve_device
 from googlenet.training.checkpoint import load_checkpoint
 from googlenet.weights.sources import resolve_path
@@ -85,7 +85,7 @@ def build_torchvision_model(record: dict[str, Any]) -> torch.nn.Module:
     classes, size = record["classes"], record["image_size"]
     if record["method"] == "fasterrcnn-mobilenet":
         return mobilenet_peer(len(classes), size)
-    trunk = build_model(record["variant"], num_classes=1, aux_logits=False)
+    trunk = build_network(record["variant"], num_classes=1, aux_logits=False)
     model = faster_rcnn(trunk, Preprocessing.from_dict(record["preprocessing"]), len(classes), size)
     if record.get("frozen_batch_norm"):
         from googlenet.training.finetune import freeze_batch_norms

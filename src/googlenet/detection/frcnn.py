@@ -20,7 +20,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.model.network import GoogLeNet
 
 FPN_LAYERS = ("inception3b", "inception4e", "inception5b")  # strides 8, 16, 32
@@ -37,7 +37,7 @@ SHARED_SETTINGS = {"rpn_pre_nms_top_n_test": 150, "rpn_post_nms_top_n_test": 150
 
 class GoogLeNetFPN(nn.Module):
     """GoogLeNet's trunk through (5b) with a feature pyramid (torchvision's BackboneWithFPN,
-    with `forward_intermediates` as the body): image batch -> OrderedDict of 256-channel maps."""
+    with `feature_maps` as the body): image batch -> OrderedDict of 256-channel maps."""
 
     def __init__(self, trunk: GoogLeNet, bgr: bool = False) -> None:
         super().__init__()
@@ -55,7 +55,7 @@ class GoogLeNetFPN(nn.Module):
     def forward(self, x: Tensor) -> OrderedDict[str, Tensor]:
         if self.bgr:
             x = x.flip(1)
-        maps = self.body.forward_intermediates(x, list(FPN_LAYERS))
+        maps = self.body.feature_maps(x, list(FPN_LAYERS))
         return self.fpn(OrderedDict((str(i), maps[name]) for i, name in enumerate(FPN_LAYERS)))
 
 

@@ -30,8 +30,8 @@ from torch import Tensor
 from torchvision.ops import box_iou, roi_align
 from torchvision.transforms.functional import pil_to_tensor
 
-from googlenet.artifact.preprocessing import IMAGENET_MEAN, Preprocessing
 from googlenet.data.images import BadImage, decode_image, read_file
+from googlenet.data.preprocessing import IMAGENET_MEAN, Preprocessing
 from googlenet.detection.data import DetectionData, Sample
 from googlenet.detection.proposals import DEFAULT_MAX_SIDE, DEFAULT_SETTING, ProposalCache, proposals_for
 from googlenet.runtime.files import atomic_path, write_atomically

@@ -191,10 +191,10 @@ def measure_speed(train_config) -> float:  # noqa: ANN001 - a TrainConfig
     import torch
     import torch.nn.functional as F
 
-    from googlenet.model.network import build_model
+    from googlenet.model.network import build_network
 
     m = train_config.model
-    model = build_model(m.variant or "bn", num_classes=2, aux_logits=m.aux_logits)
+    model = build_network(m.variant or "bn", num_classes=2, aux_logits=m.aux_logits)
     model = model.to(memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
     batch, size = train_config.optim.batch_size, train_config.data.input_size
@@ -266,9 +266,9 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
 def frcnn_model(config: DetectConfig, classes: Sequence[str]) -> tuple[Any, dict[str, Any]]:
     """The detection model and the record that rebuilds it."""
     from googlenet.artifact.build import model_from_artifact
-    from googlenet.artifact.preprocessing import preset
+    from googlenet.data.preprocessing import preset
     from googlenet.detection.frcnn import faster_rcnn, mobilenet_peer
-    from googlenet.model.network import build_model
+    from googlenet.model.network import build_network
     from googlenet.weights.sources import load_artifact
 
     extra: dict[str, Any] = {"image_size": config.image_size}
@@ -280,7 +280,7 @@ def frcnn_model(config: DetectConfig, classes: Sequence[str]) -> tuple[Any, dict
             raise ConfigError(f"{config.model} holds a {artifact.variant!r} model, not {config.variant!r}")
         trunk, prep = model_from_artifact(artifact, aux_logits=False), artifact.preprocessing
     else:
-        trunk = build_model(config.variant or "bn", num_classes=1, aux_logits=False)
+        trunk = build_network(config.variant or "bn", num_classes=1, aux_logits=False)
         prep = preset(config.preprocess or "imagenet")
     frozen = bool(config.model) and trunk.variant.batch_norm
     model = faster_rcnn(trunk, prep, len(classes), config.image_size)

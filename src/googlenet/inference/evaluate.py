@@ -1,12 +1,13 @@
 """Sec. 7: multi-crop and ensemble evaluation, and reports in the form of the paper's Table 3.
 
-    report = evaluate(Predictor.load("runs/x"), open_eval_data("digits"), crops=(10,))
-    report = evaluate([p1, p2, p3], data, crops=(1, 10, 144), table=True)   # Table 3
+    report = evaluate(Predictor.load("runs/x"), "digits", crops=10)
+    report = evaluate([p1, p2, p3], data, crops=144, table=True)   # Table 3: 1, 10, 144 crops
     report.best_model.name                       # its 1-model rows: the lowest top-1 error alone
 
 Objects in, objects out: predictors (any backend, or a model in memory via
-Predictor.from_model) and a labelled data set; `evaluate_sources` is the thin wrapper
-that takes model sources and a data path.
+Predictor.from_model) and a labelled data set (a DataConfig, or a path, `open_eval_data`).
+`crops` is the number of test-time crops per image, an int everywhere (Predictor.predict,
+Predictor.transform, evaluate); Table 3's columns are `table_crops`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from googlenet.arch.table import CROP_SCHEMES
 from googlenet.data.config import DataConfig
+from googlenet.data.crops import multi_crop
 from googlenet.data.load import load_eval_dataset
 from googlenet.data.loader import make_loader
 from googlenet.data.subsets import stratified
@@ -131,11 +134,12 @@ def open_eval_data(data: str | DataConfig) -> DataConfig:
     return data if isinstance(data, DataConfig) else DataConfig(path=str(data))
 
 
-def open_split(config: DataConfig, model: Predictor, crops: Sequence[int],
+def open_split(config: DataConfig, model: Predictor, schemes: Sequence[int],
                limit: int | None) -> tuple[Dataset, list[str], list[int]]:
-    """The validation split with `model`'s crops (about `limit` images, stratified, every class
-    kept), its classes and the number of views of each scheme."""
-    transform = model.transform(crops)
+    """The validation split with the views of every crop scheme in `schemes`, concatenated
+    (about `limit` images, stratified, every class kept), its classes and the number of views
+    of each scheme: each image is decoded once for all schemes."""
+    transform = multi_crop(model.preprocessing, tuple(schemes))
     dataset, classes = load_eval_dataset(config, transform, model.preprocessing.input_size)
     check_classes(classes, model, config.val_dir or config.path)
     if limit is not None:
@@ -177,14 +181,15 @@ def rank_models(models: Sequence[Predictor], config: DataConfig, *, batch_size: 
 
 @torch.no_grad()
 def evaluate(models: Predictor | Sequence[Predictor], data: str | DataConfig, *,
-             crops: Sequence[int] = (1,), table: bool = False, average: str = "probs",
-             batch_size: int = 32, workers: int = 2, limit: int | None = None,
-             on_batch: OnBatch | None = None) -> EvalReport:
-    """Evaluate one model or an ensemble with `crops[0]` crops per image (and, with `table`,
-    every number of models 1..M with every scheme in `crops`) on the validation split of
-    `data`. Scores are averaged over crops, then over models; each image is decoded once per
-    pass. With `table` and several models, a first pass ranks the models alone (`rank_models`)
-    and the k-model rows average the k best, whatever the order given (Sec. 7's Table 3).
+             crops: int = 1, table: bool = False, table_crops: Sequence[int] = CROP_SCHEMES,
+             average: str = "probs", batch_size: int = 32, workers: int = 2,
+             limit: int | None = None, on_batch: OnBatch | None = None) -> EvalReport:
+    """Evaluate one model or an ensemble with `crops` crops per image (1, 10 or 144; Sec. 7)
+    and, with `table`, every number of models 1..M with `crops` and every number in
+    `table_crops` (Table 3's columns), on the validation split of `data`. Scores are averaged
+    over crops, then over models; each image is decoded once per pass. With `table` and
+    several models, a first pass ranks the models alone (`rank_models`) and the k-model rows
+    average the k best, whatever the order given (Sec. 7's Table 3).
     `limit`: about that many images, stratified (every class kept). `on_batch(images, images/s)`
     after every batch of every pass."""
     models = [models] if isinstance(models, Predictor) else list(models)
@@ -195,9 +200,10 @@ def evaluate(models: Predictor | Sequence[Predictor], data: str | DataConfig, *,
     ranking = (rank_models(models, config, batch_size=batch_size, workers=workers, limit=limit,
                            on_batch=on_batch) if table and len(models) > 1 else [])
     ordered = [models[r.given - 1] for r in ranking] or models
-    dataset, classes, counts = open_split(config, models[0], crops, limit)
+    schemes = (crops, *(c for c in table_crops if c != crops)) if table else (crops,)
+    dataset, classes, counts = open_split(config, models[0], schemes, limit)
     model_counts = range(1, len(models) + 1) if table else [len(models)]
-    tallies = {(k, c): Accuracy(len(classes)) for k in model_counts for c in crops}
+    tallies = {(k, c): Accuracy(len(classes)) for k in model_counts for c in schemes}
     bad: list[str] = []
     start = time.perf_counter()
     for labels, scores in scored_batches(ordered, dataset, counts, average, batch_size, workers,
@@ -206,12 +212,12 @@ def evaluate(models: Predictor | Sequence[Predictor], data: str | DataConfig, *,
         for k, model_scores in enumerate(scores, start=1):
             total = model_scores if total is None else [t + s for t, s in zip(total, model_scores)]
             if k in model_counts:
-                for scheme, summed in zip(crops, total):
+                for scheme, summed in zip(schemes, total):
                     tallies[(k, scheme)].add(summed / k, labels)
-    main = tallies[(len(models), crops[0])]
+    main = tallies[(len(models), crops)]
     if main.images == 0:
         raise DataError(f"no readable images to evaluate in {config.val_dir or config.path}")
     results = {key: EvalResult(*key, t.images, t.top1_rate, t.top5_rate) for key, t in tallies.items()}
-    return EvalReport(results[(len(models), crops[0])], list(results.values()), classes,
+    return EvalReport(results[(len(models), crops)], list(results.values()), classes,
                       main.per_class(), main.confusion, bad, main.images / (time.perf_counter() - start),
                       [m.artifact.provenance.averaged for m in models], ranking)

@@ -32,8 +32,8 @@ class Features:
 
 def layer_output(model: GoogLeNet, images: torch.Tensor, layer: str | None, pool: str) -> torch.Tensor:
     if layer is None:
-        return model.forward_features(images)
-    maps = model.forward_intermediates(images, [layer])[layer]
+        return model.forward_head(model.forward_features(images), pre_logits=True)
+    maps = model.feature_maps(images, [layer])[layer]
     return maps.mean((2, 3)) if pool == "avg" else maps
 
 

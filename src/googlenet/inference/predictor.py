@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -16,11 +16,12 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from googlenet.artifact.preprocessing import Preprocessing
-from googlenet.artifact.record import Artifact, Provenance
+from googlenet.artifact.build import artifact_of
+from googlenet.artifact.record import Artifact
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB
 from googlenet.data.crops import MultiCrop, multi_crop
 from googlenet.data.images import read_file, read_transformed
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.sources import walk_directory
 from googlenet.errors import DataError
 from googlenet.inference.backends import Backend, TorchBackend, open_backend
@@ -52,11 +53,14 @@ class Predictor:
         return cls(artifact, open_backend(artifact, backend, resolve_device(device), threads))
 
     @classmethod
-    def from_model(cls, model: GoogLeNet, classes: Sequence[str], preprocessing: Preprocessing,
+    def from_model(cls, model: GoogLeNet, *, classes: Sequence[str] | None = None,
+                   preprocessing: Preprocessing | None = None,
                    device: str | torch.device = "cpu") -> Predictor:
-        """A model held in memory (e.g. just trained), with its class names and preprocessing."""
-        artifact = Artifact(model.variant.name, tuple(classes), preprocessing,
-                            width=model.variant.width, provenance=Provenance(source="<in memory>"))
+        """A model held in memory (e.g. just trained or fine-tuned): its classes and preprocessing
+        come from its record (`model.artifact`); `classes` / `preprocessing` replace them."""
+        artifact = artifact_of(model).without_weights()
+        artifact = replace(artifact, classes=tuple(classes) if classes is not None else artifact.classes,
+                           preprocessing=preprocessing or artifact.preprocessing)
         return cls(artifact, TorchBackend(model, resolve_device(device)))
 
     @property
@@ -71,9 +75,10 @@ class Predictor:
     def name(self) -> str:
         return self.artifact.source
 
-    def transform(self, crops: Sequence[int] = (1,)) -> MultiCrop:
-        """image -> V x 3 x S x S: the views of each crop scheme, as this model expects them."""
-        return multi_crop(self.preprocessing, tuple(crops))
+    def transform(self, crops: int = 1) -> MultiCrop:
+        """image -> crops x 3 x S x S: the views of one crop scheme (1, 10 or 144; Sec. 7), as
+        this model expects them."""
+        return multi_crop(self.preprocessing, (crops,))
 
     @torch.no_grad()
     def crop_scores(self, views: Tensor, counts: Sequence[int], average: str = "probs") -> list[Tensor]:
@@ -101,7 +106,7 @@ class Predictor:
 
     def predict(self, images: Sequence[Image.Image], top_k: int = 5, crops: int = 1) -> list[Prediction]:
         """The top classes of decoded images (PIL, any mode: converted to RGB)."""
-        transform = self.transform((crops,))
+        transform = self.transform(crops)
         views = torch.stack([transform(image) for image in images])
         return self.top(self.crop_scores(views, [crops])[0], top_k, [None] * len(images))
 
@@ -112,7 +117,7 @@ class Predictor:
         cannot be read (or is over `max_image_mb`) gets a Prediction naming the problem."""
         files = find_images(inputs)
         results: list[Prediction] = []
-        for images, indices, errors in image_batches(files, self.transform((crops,)), batch_size,
+        for images, indices, errors in image_batches(files, self.transform(crops), batch_size,
                                                      workers, max_image_mb):
             results += [Prediction(str(files[i]), [], [], error) for i, error in errors.items()]
             if images is not None:

@@ -1,9 +1,11 @@
-"""GoogLeNet, built by walking the paper's Table 1 (see arch.py)."""
+"""GoogLeNet, built by walking the paper's Table 1 (`arch.table.TABLE_1`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -11,6 +13,7 @@ from torch import Tensor, nn
 from googlenet.arch.costs import min_input_size
 from googlenet.arch.table import (
     AUX,
+    DEFAULT_VARIANT,
     PAPER_NUM_CLASSES,
     ConvLayer,
     DropoutLayer,
@@ -28,6 +31,9 @@ from googlenet.arch.table import (
     with_width,
 )
 from googlenet.model.layers import AuxHead, ConvUnit, Inception, local_response_norm
+
+if TYPE_CHECKING:  # the record's package sits above this one (it builds models)
+    from googlenet.artifact.record import Artifact
 
 
 def make_module(layer: Layer, variant: Variant) -> nn.Module:
@@ -53,7 +59,17 @@ class GoogLeNet(nn.Module):
     `forward(x)` returns logits in train and eval mode alike; training code
     that needs the auxiliary classifiers calls `forward_train(x)`.
     Inputs are normalised by the data transforms, never inside the model.
+
+    timm's interface: `forward_features(x)` is the trunk's last feature map (N x 1024 x 7 x 7
+    at 224), `forward_head(maps, pre_logits=False)` pools it (then dropout and the classifier);
+    `feature_maps(x, names)` gives any Table 1 rows' maps by name.
+
+    A model that the library builds or loads (`googlenet.googlenet`, `build_model`,
+    `load_model`, `train`) carries its record: `model.artifact` (variant, classes,
+    preprocessing, provenance), `model.classes` and `model.transforms()`.
     """
+
+    __jit_unused_properties__ = ["classes"]  # TorchScript compiles properties otherwise
 
     def __init__(self, variant: Variant, num_classes: int = PAPER_NUM_CLASSES,
                  aux_logits: bool = True) -> None:
@@ -80,7 +96,24 @@ class GoogLeNet(nn.Module):
                 self.add_module(head_name, AuxHead(channels, num_classes, variant))
                 self.aux_taps[tap] = head_name
         self.num_features = self.fc.in_features
+        self.artifact: Artifact | None = None  # set by googlenet.artifact.build
         init_weights(self, variant)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Class names in output order (from the record; "0", "1", ... before one is attached)."""
+        if self.artifact is not None and self.artifact.num_classes == self.num_classes:
+            return self.artifact.classes
+        return tuple(str(i) for i in range(self.num_classes))
+
+    def transforms(self) -> Callable:
+        """The eval transform this model's weights expect: a PIL image or an RGB 3 x H x W tensor
+        -> its normalised input (`Artifact.transforms`)."""
+        if self.artifact is None:
+            raise ValueError("this network has no record (built by model.network.build_network): "
+                             "build it with googlenet.googlenet() or googlenet.build_model() to "
+                             "get its preprocessing")
+        return self.artifact.transforms()
 
     def row_modules(self, planned: PlannedRow) -> list[nn.Module]:
         """The modules that implement one row of `self.plan` (one Table 1 row)."""
@@ -101,13 +134,14 @@ class GoogLeNet(nn.Module):
             x = getattr(self, name)(x)
             if with_aux and name in self.aux_taps:
                 aux.append(getattr(self, self.aux_taps[name])(x))
-        return torch.flatten(self.avgpool(x), 1), aux
+        return x, aux
 
     def forward_features(self, x: Tensor) -> Tensor:
-        """The pooled 1024-d feature vector (N x 1024)."""
+        """The last feature map, inception (5b)'s output, unpooled (N x 1024 x 7 x 7 at 224):
+        timm's contract. `forward_head(maps, pre_logits=True)` pools it to the 1024-d vector."""
         return self._trunk(x, with_aux=False)[0]
 
-    def forward_intermediates(self, x: Tensor, names: list[str]) -> dict[str, Tensor]:
+    def feature_maps(self, x: Tensor, names: list[str]) -> dict[str, Tensor]:
         """Feature maps of the named trunk modules (e.g. conv3, inception4e, or the Inception
         key 4e), stopping after the last one needed."""
         wanted = {self.layer_name(name): name for name in names}
@@ -128,8 +162,10 @@ class GoogLeNet(nn.Module):
                 return candidate
         raise ValueError(f"no layer {name!r}; choose from {', '.join(self.feature_names)}")
 
-    def forward_head(self, features: Tensor) -> Tensor:
-        return self.fc(self.dropout(features))
+    def forward_head(self, maps: Tensor, pre_logits: bool = False) -> Tensor:
+        """N x 1024 x h x w -> logits; with `pre_logits`, the pooled N x 1024 vector (timm's)."""
+        pooled = torch.flatten(self.avgpool(maps), 1)  # Table 1's "avg pool" (7x7 at 224)
+        return pooled if pre_logits else self.fc(self.dropout(pooled))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
@@ -139,8 +175,8 @@ class GoogLeNet(nn.Module):
 
         The caller weights the auxiliary losses (0.3 in the paper, Sec. 5).
         """
-        features, aux = self._trunk(x, with_aux=self.aux_logits)
-        return self.forward_head(features), aux
+        maps, aux = self._trunk(x, with_aux=self.aux_logits)
+        return self.forward_head(maps), aux
 
     def reset_classifier(self, num_classes: int) -> None:
         """New main and auxiliary classifiers for `num_classes` (for fine-tuning)."""
@@ -198,10 +234,11 @@ def check_num_classes(num_classes: int) -> None:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
 
 
-def build_model(variant: str | None = None, num_classes: int | None = None,
-                aux_logits: bool = True, dropout: float | None = None,
-                aux_dropout: float | None = None, width: float = 1.0) -> GoogLeNet:
-    """Build GoogLeNet with fresh weights (for pretrained ones: `googlenet.load_model`).
+def build_network(variant: str | None = None, num_classes: int | None = None,
+                  aux_logits: bool = True, dropout: float | None = None,
+                  aux_dropout: float | None = None, width: float = 1.0) -> GoogLeNet:
+    """The network alone, with fresh weights and no record (users: `googlenet.build_model`,
+    which attaches one, or `googlenet.googlenet(weights=...)`).
 
     variant: "paper" (as published: LRN, biases, 5x5 branches; the default) or "bn"
       (batch norm, state_dict-compatible with torchvision.models.googlenet).
@@ -210,7 +247,7 @@ def build_model(variant: str | None = None, num_classes: int | None = None,
     dropout, aux_dropout: override the variant's dropout ratios (0.4 / 0.7 in the paper).
     width: every filter count of Table 1 times this (Sec. 7's "wider version"; 1: as printed).
     """
-    variant = variant or "paper"
+    variant = variant or DEFAULT_VARIANT
     num_classes = PAPER_NUM_CLASSES if num_classes is None else num_classes
     check_num_classes(num_classes)
     spec = with_width(get_variant(variant), width)

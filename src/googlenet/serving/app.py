@@ -92,7 +92,7 @@ class State:
             torch.set_num_threads(config.threads)
         self.predictor = Predictor.load(config.model, backend=config.backend, device=config.device,
                                         preprocess=config.preprocess, threads=config.threads)
-        self.transform = self.predictor.transform((1,))
+        self.transform = self.predictor.transform(1)
         self.batcher = Batcher(self.probabilities, config.max_batch, config.max_wait_ms,
                                config.max_queue, self.metrics.observe_batch)
         self.explainer_lock = threading.Lock()

@@ -29,7 +29,7 @@ from googlenet.data.config import preprocessing, with_preprocessing
 from googlenet.data.load import Datasets, load_datasets
 from googlenet.data.loader import make_loader
 from googlenet.errors import ConfigError, DataError, TrainingStopped
-from googlenet.model.network import GoogLeNet, build_model
+from googlenet.model.network import GoogLeNet, build_network
 from googlenet.runtime.device import resolve_device, resolve_precision
 from googlenet.runtime.distributed import (
     DistInfo,
@@ -219,7 +219,7 @@ def make_model(config: TrainConfig, num_classes: int, device: torch.device,
         # the weights draw from a seed of their own, leaving the sampling's generator as it was
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed(config))
-            model = build_model(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
+            model = build_network(m.variant, num_classes=num_classes, aux_logits=m.aux_logits,
                                 dropout=m.dropout, aux_dropout=m.aux_dropout, width=m.width)
         if initial is not None:
             load_initial_weights(model, initial)

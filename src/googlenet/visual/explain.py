@@ -29,7 +29,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.functional import center_crop, resize
 
-from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.transforms import Normalize, as_pil, to_float
 from googlenet.errors import ConfigError
 from googlenet.model.network import GoogLeNet

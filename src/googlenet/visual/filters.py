@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.model.network import GoogLeNet
 from googlenet.visual.explain import model_view
 
@@ -66,7 +66,7 @@ def branch_maps(model: GoogLeNet, image: Image.Image, preprocessing: Preprocessi
         raise ValueError(f"{key!r} is not an Inception module; choose one of {', '.join(keys)}")
     view, x = model_view(image, preprocessing)
     before = model.feature_names[model.feature_names.index(name) - 1]
-    module_input = model.forward_intermediates(x, [before])[before]
+    module_input = model.feature_maps(x, [before])[before]
     module = getattr(model, name)
     labels = branch_labels(model, key)
     maps = [BranchMaps(label, getattr(module, branch)(module_input)[0].float().numpy())

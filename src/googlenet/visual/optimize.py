@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from googlenet.artifact.preprocessing import Preprocessing
+from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.transforms import Normalize, as_pil, to_float
 from googlenet.errors import ConfigError
 from googlenet.model.layers import ConvUnit, Inception
@@ -57,7 +57,7 @@ def check_channel(model: GoogLeNet, layer: str, channel: int) -> str:
 def layer_channels(model: GoogLeNet, name: str) -> int:
     size = model.min_input_size
     with torch.no_grad():
-        return model.forward_intermediates(torch.zeros(1, 3, size, size), [name])[name].shape[1]
+        return model.feature_maps(torch.zeros(1, 3, size, size), [name])[name].shape[1]
 
 
 class FourierImage(torch.nn.Module):
@@ -102,7 +102,7 @@ def roll(x: Tensor, pixels: int, generator: torch.Generator) -> Tensor:
 
 def channel_activation(model: GoogLeNet, layer: str, channel: int, x: Tensor) -> Tensor:
     """The channel's mean activation over space (Lucid's `channel` objective), per image."""
-    return model.forward_intermediates(x, [layer])[layer][:, channel].mean(dim=(1, 2))
+    return model.feature_maps(x, [layer])[layer][:, channel].mean(dim=(1, 2))
 
 
 def channel_pre_relu(model: GoogLeNet, layer: str, channel: int, x: Tensor) -> Tensor:
@@ -117,10 +117,10 @@ def pre_relu_map(model: GoogLeNet, layer: str, channel: int, x: Tensor) -> Tenso
     module = getattr(model, layer)
     position = model.feature_names.index(layer)
     if not isinstance(module, (ConvUnit, Inception)):
-        return model.forward_intermediates(x, [layer])[layer][:, channel]
+        return model.feature_maps(x, [layer])[layer][:, channel]
     if position > 0:
         before = model.feature_names[position - 1]
-        x = model.forward_intermediates(x, [before])[before]
+        x = model.feature_maps(x, [before])[before]
     unit, index = (module, channel) if isinstance(module, ConvUnit) else branch_unit(module, channel)
     if isinstance(module, Inception):
         branch = [b for b in (module.branch1, module.branch2, module.branch3, module.branch4)
@@ -220,7 +220,7 @@ def ascend(model: GoogLeNet, normalise: Normalize, name: str, x: Tensor, setting
     dy, dx = (int(v) for v in torch.randint(-settings.jitter, settings.jitter + 1, (2,),
                                             generator=generator))
     shifted = torch.roll(x, (dy, dx), (2, 3)).requires_grad_(True)
-    activations = model.forward_intermediates(normalise(shifted), [name])[name]
+    activations = model.feature_maps(normalise(shifted), [name])[name]
     activations.pow(2).mean().backward()
     gradient = shifted.grad / shifted.grad.abs().mean().clamp(min=1e-8)
     stepped = (shifted + settings.step_size * gradient).detach()

@@ -36,7 +36,7 @@ from googlenet.arch.table import (
     layer_plan,
 )
 from googlenet.errors import ModelSourceError
-from googlenet.model.network import build_model
+from googlenet.model.network import build_network
 
 # --- Preprocessing: BVLC trained and evaluated on images read by OpenCV (BGR), values in
 # [0, 255], the per-channel mean subtracted (train_val.prototxt's mean_value: 104, 117, 123),
@@ -243,7 +243,7 @@ def bvlc_layer_map() -> dict[str, str]:
 @functools.cache
 def _expected_shapes(num_classes: int) -> dict[str, tuple[int, ...]]:
     with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        model = build_model("paper", num_classes=num_classes, aux_logits=True)
+        model = build_network("paper", num_classes=num_classes, aux_logits=True)
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
@@ -263,7 +263,7 @@ def _bgr_to_rgb(weight: np.ndarray) -> np.ndarray:
 
 
 def caffe_to_state_dict(blobs: Mapping[str, list[np.ndarray]], num_classes: int = 1000) -> dict[str, Tensor]:
-    """BVLC's layer blobs as a state_dict for `build_model("paper", num_classes, aux_logits=True)`.
+    """BVLC's layer blobs as a state_dict for `build_network("paper", num_classes, aux_logits=True)`.
 
     conv1's input channels are flipped from BGR to RGB, so the weights take our RGB
     input preprocessed with the `caffe` preset (artifact.preprocessing).

@@ -8,6 +8,7 @@ detected from the file's first bytes, not trusted from its name.
     artifact = load_artifact("imagenet")                # torchvision's, downloaded once
     artifact = load_artifact("runs/x")                  # the run's best.pt: its EMA weights
     model = load_model("bvlc", num_classes=10)          # fine-tuning: new classifiers
+    model = googlenet(weights="imagenet")                # the entry point: fresh or any source
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from googlenet.artifact import schema
-from googlenet.artifact.build import has_aux_weights, model_from_artifact
+from googlenet.artifact.build import build_model, has_aux_weights, model_from_artifact
 from googlenet.artifact.files import (
     CHECKPOINT_FORMAT,
     artifact_from_checkpoint,
@@ -28,9 +29,10 @@ from googlenet.artifact.files import (
     read_safetensors,
     torchscript_metadata,
 )
-from googlenet.artifact.preprocessing import PRESETS, Preprocessing, preset
 from googlenet.artifact.record import Artifact, Provenance
+from googlenet.data.preprocessing import PRESETS, Preprocessing, preset
 from googlenet.errors import ModelSourceError
+from googlenet.model.network import GoogLeNet
 from googlenet.runtime.files import file_sha256, safe_torch_load
 from googlenet.weights.caffe import caffe_to_state_dict, read_caffemodel
 from googlenet.weights.download import fetch
@@ -52,10 +54,42 @@ def load_artifact(source: str | Path, *, preprocess: Preprocess = None,
 
 def load_model(source: str | Path, *, num_classes: int | None = None, aux_logits: bool | None = None,
                preprocess: Preprocess = None, dropout: float | None = None,
-               aux_dropout: float | None = None):  # noqa: ANN201 - a GoogLeNet (torch imported lazily)
-    """A GoogLeNet with the weights of `source`; another `num_classes` replaces the classifiers."""
+               aux_dropout: float | None = None) -> GoogLeNet:
+    """A GoogLeNet with the weights of `source` and their record (`model.artifact`); another
+    `num_classes` replaces the classifiers."""
     return model_from_artifact(load_artifact(source, preprocess=preprocess), num_classes, aux_logits,
                                dropout, aux_dropout)
+
+
+def googlenet(weights: str | Path | None = None, *, variant: str | None = None,
+              num_classes: int | None = None, aux_logits: bool | None = None,
+              dropout: float | None = None, aux_dropout: float | None = None,
+              preprocess: Preprocess = None) -> GoogLeNet:
+    """GoogLeNet, as torchvision's `googlenet(weights=...)` and timm's `create_model` give it.
+
+    weights: None (fresh weights), a published name ("imagenet": torchvision's, variant bn;
+      "bvlc": BVLC's Caffe replication, variant paper), a run directory or any model file
+      `load_artifact` reads.
+    variant: with weights, the weights' own (asking for another is an error); without, "paper"
+      (arch.table.DEFAULT_VARIANT: the network as published) unless "bn" is asked for.
+    num_classes: the weights' (or 1000); another number replaces the classifiers (fine-tuning).
+    aux_logits: the auxiliary heads (default: fresh models have them; weighted models have
+      them where the weights do).
+    The model carries its record: `model.artifact`, `model.classes`, `model.transforms()`.
+    """
+    if weights is None:
+        return build_model(variant, num_classes, aux_logits=True if aux_logits is None else aux_logits,
+                           dropout=dropout, aux_dropout=aux_dropout,
+                           preprocessing=resolve_preprocess(preprocess))
+    artifact = load_artifact(weights, preprocess=preprocess)
+    if variant is not None and variant != artifact.variant:
+        raise ModelSourceError(f"{artifact.source} holds variant {artifact.variant!r} weights, not "
+                               f"{variant!r}; leave variant out to take the weights' own")
+    return model_from_artifact(artifact, num_classes, aux_logits, dropout, aux_dropout)
+
+
+def resolve_preprocess(preprocess: Preprocess) -> Preprocessing | None:
+    return preset(preprocess) if isinstance(preprocess, str) else preprocess
 
 
 def resolve_path(path: Path) -> Path:
@@ -175,7 +209,7 @@ def from_state_dict(state: Any, source: str, sha256: str, preprocess: Preprocess
             f"State it: one of {', '.join(PRESETS)} (imagenet: torchvision's ImageNet mean and std; "
             "inception: (x - 0.5) / 0.5, torchvision's transform_input; caffe: BVLC's 0-255 mean "
             "subtraction), or a Preprocessing record")
-    preprocessing = preset(preprocess) if isinstance(preprocess, str) else preprocess
+    preprocessing = resolve_preprocess(preprocess)
     classes = imagenet_classes() if num_classes == 1000 else tuple(str(i) for i in range(num_classes))
     return Artifact(variant, classes, preprocessing, aux_logits=has_aux_weights(state),
                     provenance=Provenance(source=published.name if published else source,
