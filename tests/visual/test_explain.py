@@ -85,6 +85,6 @@ def test_both_variants_are_explained(odd_artifact, odd_images, method):
     from googlenet.artifact.build import model_from_artifact
 
     model = model_from_artifact(odd_artifact).eval()
-    result = explain(model, Image.open(odd_images[0]), odd_artifact.classes, odd_artifact.preprocessing,
-                     layer="3b", method=method, target="dog")
+    # classes and preprocessing from the model's record (model_from_artifact attaches it)
+    result = explain(model, Image.open(odd_images[0]), layer="3b", method=method, target="dog")
     assert result.class_name == "dog" and result.heatmap.shape == (40, 40) and result.view.size == (40, 40)

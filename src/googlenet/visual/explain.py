@@ -1,7 +1,7 @@
 """Where the network looked: class activation maps on any trunk layer, built on Captum.
 
     model = load_model("imagenet").eval()
-    result = explain(model, Image.open("cat.jpg"), preprocessing, layer="4e")
+    result = explain(model, Image.open("cat.jpg"), layer="4e")   # classes, input: model's record
     overlay(result).save("cat_gradcam.png")
 
 Grad-CAM (Selvaraju et al., 2017) weights a layer's feature maps by the spatial mean of the
@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import io
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ from torch import Tensor
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.functional import center_crop, resize
 
+from googlenet.artifact.build import artifact_of
 from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.transforms import Normalize, as_pil, to_float
 from googlenet.errors import ConfigError
@@ -124,10 +126,14 @@ def integrated_gradients(model: GoogLeNet, x: Tensor, black: Tensor, target: int
     return F.avg_pool2d(heat, 5, stride=1, padding=2)  # single pixels are unreadable on a slide
 
 
-def explain(model: GoogLeNet, image: Image.Image, classes: tuple[str, ...], preprocessing: Preprocessing,
-            *, target: str | int | None = None, layer: str = DEFAULT_LAYER,
-            method: str = "gradcam") -> Explanation:
-    """A heat map of where `model` (in eval mode) found `target` (default: its top class)."""
+def explain(model: GoogLeNet, image: Image.Image, classes: Sequence[str] | None = None,
+            preprocessing: Preprocessing | None = None, *, target: str | int | None = None,
+            layer: str = DEFAULT_LAYER, method: str = "gradcam") -> Explanation:
+    """A heat map of where `model` (in eval mode) found `target` (default: its top class).
+    `classes` and `preprocessing`: the model's own (its record) unless given."""
+    classes = tuple(classes) if classes is not None else model.classes
+    if preprocessing is None:
+        preprocessing = artifact_of(model).preprocessing
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     require_captum()
