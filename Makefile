@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow clean
+.PHONY: demo test test-slow tour clean
 
 # tools/install.py: uv, given pip's settings, installs the same packages several times faster
 # (the test extra is 6 GB with torch's CUDA libraries); pip where uv fails.
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(TEST_ENV) $(BIN)/python -m pytest -q -m slow
+
+# docs/tour.ipynb: docs/tour.md run, with its outputs (the pictures GitHub shows)
+tour: $(STAMP)
+	$(TEST_ENV) $(BIN)/python tools/tour.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from googlenet.artifact.build import artifact_of
 from googlenet.artifact.record import Artifact
 from googlenet.data.config import AugmentConfig, DataConfig, recorded_data
 from googlenet.data.datasets import ImageFileDataset
@@ -40,6 +41,7 @@ from googlenet.deploy.options import QUANTIZE_ENGINES, SUFFIXES
 from googlenet.errors import DataError, ModelSourceError
 from googlenet.inference.backends import OnnxBackend, OpenVinoBackend
 from googlenet.inference.metrics import Accuracy
+from googlenet.model.network import GoogLeNet
 from googlenet.runtime.files import atomic_path, check_output
 
 
@@ -219,13 +221,14 @@ def compare(fp32: FileBackend, int8: FileBackend, images: Tensor, labels: Tensor
     return rates[0], rates[1], (predictions[0] == predictions[1]).float().mean().item()
 
 
-def quantize_model(artifact: Artifact, output: str | Path, calibration: str, images: int = 256,
+def quantize_model(model: GoogLeNet | Artifact, output: str | Path, calibration: str, images: int = 256,
                    eval_images: int = 500, eval_data: DataConfig | None = None,
                    overwrite: bool = False, engine: str = "onnxruntime") -> QuantizeResult:
-    """Quantize `artifact` with `engine` (an fp32 .onnx, an fp32 OpenVINO .xml for openvino, or
-    weights exported to a temporary fp32 file first) and measure int8 against fp32 on
-    `eval_images` validation images of `eval_data` (default: the data its training run
-    recorded). An existing output is replaced only with `overwrite`."""
+    """Quantize a model (with its record) or an artifact with `engine` (an fp32 .onnx, an fp32
+    OpenVINO .xml for openvino, or weights exported to a temporary fp32 file first) and
+    measure int8 against fp32 on `eval_images` validation images of `eval_data` (default: the
+    data its training run recorded). An existing output is replaced only with `overwrite`."""
+    artifact = artifact_of(model) if isinstance(model, GoogLeNet) else model
     if engine not in QUANTIZE_ENGINES:
         raise ValueError(f"engine must be one of {', '.join(QUANTIZE_ENGINES)}, got {engine!r}")
     output = check_output(output, overwrite)
