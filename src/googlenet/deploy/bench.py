@@ -28,9 +28,9 @@ from torch import Tensor, nn
 
 from googlenet.arch.costs import network_cost
 from googlenet.arch.table import AUX, get_variant
-from googlenet.arch.tables import render_table
 from googlenet.deploy.export import export_onnx, generated_images, inference_model
 from googlenet.errors import ModelSourceError
+from googlenet.formatting import render_table
 from googlenet.model.network import build_model
 
 NUM_CLASSES = 1000  # ImageNet's head, as torchvision's
