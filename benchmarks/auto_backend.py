@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from report import write_report  # noqa: E402 - benchmarks/report.py, beside this script
 
-from googlenet.deploy.bench import interleaved_medians, ours
 from googlenet.deploy.export import export_onnx, generated_images, inference_model
 from googlenet.deploy.quantize import quantize_onnx
+from googlenet.deploy.timing import interleaved_medians
+from googlenet.deploy.zoo import ours
 from googlenet.inference.backends import OnnxBackend, OpenVinoBackend
 
 RESULTS = Path(__file__).parent / "results" / "auto_backend.md"

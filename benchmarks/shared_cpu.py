@@ -86,8 +86,8 @@ def child_train(recipe: str, data: str | None, policy: str, warm: int, steps: in
 def child_infer(backend: str, policy: str, calls: int) -> float:
     import torch
 
-    from googlenet.deploy.bench import file_runner, ours, torch_runner
     from googlenet.deploy.export import export_onnx, inference_model
+    from googlenet.deploy.zoo import file_runner, ours, torch_runner
 
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as folder:

@@ -4,10 +4,23 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from googlenet.deploy.bench import BenchConfig, BenchReport, BenchRow, add_ratios, render_bench
+from googlenet.deploy.bench import (
+    EXPORTED_CASES,
+    BenchConfig,
+    BenchReport,
+    BenchRow,
+    Case,
+    add_ratios,
+    inference_cases,
+    render_bench,
+    report_dict,
+    time_cases,
+    training_cases,
+)
 
 INFERENCE = ["torchvision eager", "ours bn eager", "ours paper eager", "ours bn channels_last",
              "ours bn channels_last folded", "ORT fp32 ours bn", "ORT fp32 ours paper",
@@ -68,3 +81,36 @@ def test_each_row_is_a_ratio_to_its_baseline_and_a_share_of_its_precisions_ceili
 def test_quick_leaves_out_torch_compile_whose_compilation_takes_minutes():
     assert not BenchConfig.quick().compile and BenchConfig().compile
     assert BenchConfig.quick(compile=True).compile
+
+
+def test_a_rows_precision_comes_from_its_case_not_its_name():
+    def nothing():  # a runner that takes no time to speak of
+        return lambda: None
+    cases = [Case("baseline", "bn", nothing),
+             Case("ours quantized", "bn", nothing, precision="int8", backend="onnxruntime"),
+             Case("ORT int8 in name only", "bn", nothing, backend="onnxruntime")]
+    rows = time_cases(cases, "inference", 2, lambda variant: 1000, BenchConfig.quick(warmup=0, repeats=1))
+    assert [r.precision for r in rows] == ["fp32", "int8", "fp32"]
+    add_ratios(rows, ceiling_gflops=1.0, int8_ceiling_gops=4.0)
+    int8, fp32 = rows[1], rows[2]
+    assert int8.ceiling_fraction == pytest.approx(int8.images_per_second * 1000 * 2 / 4e9)  # int8's ceiling
+    assert fp32.ceiling_fraction == pytest.approx(fp32.images_per_second * 1000 * 2 / 1e9)  # fp32's
+    machine = {"cpu": "x", "cpus": "2", "threads": "1", "torch": "t", "onnxruntime": "o", "openvino": "v"}
+    report = report_dict(BenchReport(BenchConfig.quick(), machine, 1.0, rows, 4.0))
+    assert [r["precision"] for r in report["rows"]] == ["fp32", "int8", "fp32"]
+
+
+def test_the_cases_carry_their_precision_and_backend():
+    paths = {case.file: Path("not-made") for case in EXPORTED_CASES}  # nothing built nor opened yet
+    cases = inference_cases(BenchConfig.quick(), paths, batch=1)
+    assert [c.name for c in cases] == INFERENCE + OPENVINO
+    assert {c.name for c in cases if c.precision == "int8"} == {
+        "ORT int8 ours bn", "ORT int8 ours paper", "ORT int8 torchvision",
+        "ORT int8 torchvision, ORT's op set",
+        "OpenVINO int8 ours bn", "OpenVINO int8 ours paper", "OpenVINO int8 torchvision"}
+    assert [c.backend for c in cases] == ["torch"] * 5 + ["onnxruntime"] * 7 + ["openvino"] * 6
+    without_openvino = {key: path for key, path in paths.items() if not key.startswith("ov-")}
+    assert [c.name for c in inference_cases(BenchConfig.quick(), without_openvino, 1)] == INFERENCE
+    training = training_cases(BenchConfig.quick())
+    assert [c.name for c in training] == TRAINING
+    assert [(c.precision, c.note) for c in training if c.precision != "fp32"] == [("bf16", "bf16 autocast")]

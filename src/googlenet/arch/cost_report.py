@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict
 
 from googlenet.arch.costs import ModuleComparison, ReductionComparison
-from googlenet.arch.tables import millions, render_table
+from googlenet.formatting import millions, render_table
 
 
 def reduction_record(c: ReductionComparison) -> dict:

@@ -16,7 +16,7 @@ from googlenet.arch.table import (
     InceptionRow,
     MaxPoolLayer,
 )
-from googlenet.arch.tables import render_table, thousands
+from googlenet.formatting import render_table, thousands
 
 # The paper's figures are rounded, seem to count K as 1024 and to leave out
 # biases (together worth up to ~3%): only a larger gap is a real disagreement.

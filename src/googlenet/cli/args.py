@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 
 from googlenet.arch.table import check_width
-from googlenet.arch.tables import FORMATS
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB
 from googlenet.data.preprocessing import PRESETS
+from googlenet.formatting import FORMATS
 from googlenet.inference.options import BACKENDS
 
 MODEL_HELP = ("a run directory, a checkpoint, imagenet or bvlc (published weights), a weights file "

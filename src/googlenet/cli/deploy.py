@@ -8,9 +8,9 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from googlenet.arch.tables import FORMATS as OUTPUT_FORMATS
 from googlenet.cli.args import add_force, add_format, add_model, add_threads, positive_int
 from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, QUANTIZE_ENGINES
+from googlenet.formatting import FORMATS as OUTPUT_FORMATS
 
 
 def batch_size(text: str) -> int | None:

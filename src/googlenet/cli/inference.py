@@ -126,10 +126,10 @@ def add_features(subparsers: argparse._SubParsersAction) -> None:
                    help="with --layer: average over space, or keep the C x H x W maps")
     add_force(p)
     add_runtime(p)
-    p.set_defaults(run=run_features, backend="torch")
+    p.set_defaults(run=run_extract_features, backend="torch")
 
 
-def run_features(args: argparse.Namespace) -> int:
+def run_extract_features(args: argparse.Namespace) -> int:
     from googlenet.inference.features import extract_features, files_list_path, save_features
     from googlenet.runtime.files import check_output
 

@@ -165,7 +165,7 @@ def add_visualize(subparsers: argparse._SubParsersAction) -> None:
                           help="default: IMAGE-KEY-features.png, here")
     add_force(features)
     add_threads(features)
-    features.set_defaults(run=run_features)
+    features.set_defaults(run=run_feature_maps)
 
     channel = actions.add_parser("channel", help="the input that most excites one channel, by "
                                  "optimisation (Fourier parameterisation, decorrelated colour, "
@@ -192,7 +192,7 @@ def run_filters(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_features(args: argparse.Namespace) -> int:
+def run_feature_maps(args: argparse.Namespace) -> int:
     from googlenet.visual.filters import branch_maps, features_figure
     from googlenet.visual.pictures import save_figure
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from googlenet.data.digits import TensorSplit
 from googlenet.data.images import read_transformed
 from googlenet.data.sources import FileSplit
-from googlenet.data.transforms import as_uint8, fit
+from googlenet.data.transforms import as_uint8, resize_center_crop
 from googlenet.errors import DataError
 
 Decoded = tuple[np.ndarray | None, str | None]  # S x S x 3 pixels, or the reason they are missing
@@ -30,10 +30,11 @@ class DecodeFiles(Dataset[Decoded]):
 
     def __getitem__(self, index: int) -> Decoded:
         name, _ = self.split.samples[index]
-        return read_transformed(lambda: self.split.reader.read(name), self.fit)
+        return read_transformed(lambda: self.split.reader.read(name), self.to_stored_pixels)
 
-    def fit(self, image: Image.Image) -> np.ndarray:
-        return fit(as_uint8(image)[None], self.size)[0].permute(1, 2, 0).numpy()
+    def to_stored_pixels(self, image: Image.Image) -> np.ndarray:
+        """A decoded image as stored: S x S x 3 uint8."""
+        return resize_center_crop(as_uint8(image)[None], self.size)[0].permute(1, 2, 0).numpy()
 
 
 def decode_all(split: FileSplit, size: int, workers: int) -> TensorSplit:

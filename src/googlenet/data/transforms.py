@@ -251,7 +251,7 @@ class PaperTransform:
         return self.normalise(x)
 
 
-def fit(images: Tensor, size: int) -> Tensor:
+def resize_center_crop(images: Tensor, size: int) -> Tensor:
     """uint8 N x 3 x H x W -> N x 3 x size x size: shorter side resized, then center-cropped."""
     if images.shape[-2:] == (size, size):
         return images
@@ -273,7 +273,7 @@ class CropFlip:
         return self.batch(as_uint8(image)[None], key.seed, key.epoch, torch.tensor([key.index]))[0]
 
     def batch(self, images: Tensor, seed: int, epoch: int, indices: Tensor) -> Tensor:
-        images = fit(images, self.size)  # N x 3 x S x S uint8
+        images = resize_center_crop(images, self.size)  # N x 3 x S x S uint8
         n, p, steps = len(images), self.padding, torch.arange(self.size)
         dy = (uniform(seed, epoch, indices, STREAM_CROP_Y) * (2 * p + 1)).long()
         dx = (uniform(seed, epoch, indices, STREAM_CROP_X) * (2 * p + 1)).long()

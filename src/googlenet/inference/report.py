@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from googlenet.arch.tables import render_table
+from googlenet.formatting import render_table
 from googlenet.inference.evaluate import RANKING, EvalReport, EvalResult, RankedModel
 from googlenet.inference.predictor import Prediction
 

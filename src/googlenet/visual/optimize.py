@@ -197,7 +197,7 @@ def dream(model: GoogLeNet, photo: Image.Image, preprocessing: Preprocessing, la
     """DeepDream: from the smallest octave up, ascend the mean squared activation of `layer`,
     each octave starting from the previous one's details on the larger photograph."""
     name = model.layer_name(layer)
-    base = to_float(fit(as_pil(photo), settings.max_side))[None]
+    base = to_float(shrink_to_fit(as_pil(photo), settings.max_side))[None]
     sizes = [tuple(max(model.min_input_size, round(s / settings.octave_scale ** k)) for s in base.shape[2:])
              for k in reversed(range(settings.octaves))]
     generator = torch.Generator().manual_seed(settings.seed)
@@ -227,7 +227,8 @@ def ascend(model: GoogLeNet, normalise: Normalize, name: str, x: Tensor, setting
     return torch.roll(stepped, (-dy, -dx), (2, 3)).clamp(0, 1)
 
 
-def fit(image: Image.Image, max_side: int) -> Image.Image:
+def shrink_to_fit(image: Image.Image, max_side: int) -> Image.Image:
+    """Scaled down (never up), aspect kept, so that its longer side is at most `max_side`."""
     scale = max_side / max(image.size)
     if scale >= 1:
         return image

@@ -266,7 +266,7 @@ def caffe_to_state_dict(blobs: Mapping[str, list[np.ndarray]], num_classes: int 
     """BVLC's layer blobs as a state_dict for `build_network("paper", num_classes, aux_logits=True)`.
 
     conv1's input channels are flipped from BGR to RGB, so the weights take our RGB
-    input preprocessed with the `caffe` preset (artifact.preprocessing).
+    input preprocessed with the `caffe` preset (data.preprocessing).
     """
     expected = _expected_shapes(num_classes)
     layer_map = bvlc_layer_map()

@@ -13,7 +13,7 @@ class Published:
     name: str
     variant: str
     file: PublishedFile
-    preprocess: str  # a preset of artifact.preprocessing
+    preprocess: str  # a preset of data.preprocessing
     description: str
 
 

@@ -1,4 +1,9 @@
-"""Plain-text and markdown tables, shared by every report the CLI prints."""
+"""Output formatting shared by every report the CLI prints: the output formats, plain-text and
+markdown tables, and number formats.
+
+Top-level and layer-free, like errors.py: the lowest layer (arch: Table 1's summary and Sec. 4's
+cost report) renders tables too, so this imports nothing from googlenet, and no torch or numpy
+(the forbidden contract in pyproject.toml lists it)."""
 
 from __future__ import annotations
 
