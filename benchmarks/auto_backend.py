@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import write_report  # noqa: E402 - benchmarks/report.py, beside this script
+from report import write_report
 
 from googlenet.deploy.export import export_onnx, generated_images, inference_model
 from googlenet.deploy.quantize import quantize_onnx

@@ -137,7 +137,7 @@ def example_pictures(runs: Path, methods: list[str], count: int, target: Path, w
         detector = load_detector(runs / method, device="cpu", cache=ProposalCache(runs / "proposals"))
         drawn: list[Image.Image] = []
 
-        def keep(result, image, detector=detector, drawn=drawn):  # noqa: ANN001, ANN202
+        def keep(result, image, detector=detector, drawn=drawn):
             drawn.append(annotate(image, result.detections, detector.classes, MIN_SCORE))
 
         detect_files(detector, files, keep)

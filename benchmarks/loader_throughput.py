@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from googlenet.data.config import AugmentConfig, DataConfig
-from googlenet.data.load import load_datasets
 from googlenet.data.loader import make_loader
+from googlenet.data.splits import load_datasets
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared/data"
 

@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 import torch
-from report import write_report  # noqa: E402 - benchmarks/report.py, beside this script
+from report import write_report
 
 from googlenet.deploy.export import OperatorLRN, export_onnx, generated_images, inference_model, swap_lrn
 from googlenet.deploy.quantize import quantize_onnx

@@ -64,7 +64,7 @@ def child_train(recipe: str, data: str | None, policy: str, warm: int, steps: in
         def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
             self.previous = None  # validation and checkpoints lie between epochs
 
-        def on_batch(self, result, mean_loss) -> None:  # noqa: ANN001
+        def on_batch(self, result, mean_loss) -> None:
             now = time.perf_counter()
             if self.previous is not None and self.count >= warm:
                 self.seconds += now - self.previous[0]

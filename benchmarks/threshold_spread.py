@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-import torch  # noqa: E402
-from report import write_report  # noqa: E402
-from trained_checks import (  # noqa: E402
+import torch
+from report import write_report
+from trained_checks import (
     DIGITS_RUN,
     attribution_inside,
     channel_excitation,

@@ -55,7 +55,7 @@ def test_every_python_block_runs(tmp_path, monkeypatch, capsys):
     for number, block in enumerate(blocks("python"), start=1):
         try:
             exec(compile(block, f"README.md python block {number}", "exec"), namespace)
-        except Exception as error:  # noqa: BLE001 - report which block failed, and how
+        except Exception as error:
             pytest.fail(f"README python block {number} failed: {type(error).__name__}: {error}")
     assert "top-1" in capsys.readouterr().out
 

@@ -26,8 +26,8 @@ from googlenet.data.config import AugmentConfig
 from googlenet.data.crops import multi_crop
 from googlenet.data.datasets import ImageFileDataset
 from googlenet.data.preprocessing import Preprocessing
-from googlenet.data.sources import DirectoryReader, FileSplit
 from googlenet.data.transforms import eval_transform, train_transform
+from googlenet.data.trees import DirectoryReader, FileSplit
 from googlenet.inference.predictor import ImageFiles
 
 PATHS = ("predict", "evaluate", "features", "train", "serve")

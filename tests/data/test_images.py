@@ -10,7 +10,7 @@ from PIL import Image
 
 from googlenet.data.config import AugmentConfig, DataConfig
 from googlenet.data.images import BadImage, decode_image
-from googlenet.data.load import load_datasets
+from googlenet.data.splits import load_datasets
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:

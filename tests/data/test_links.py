@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from googlenet.cli.main import main
-from googlenet.data.sources import open_tree, split_from_tree, walk_directory
+from googlenet.data.trees import open_tree, split_from_tree, walk_directory
 from googlenet.errors import DataError
 from googlenet.inference.predictor import find_images
 

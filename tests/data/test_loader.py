@@ -6,8 +6,8 @@ from helpers import jpeg_bytes, write_split_tree, write_tree
 from PIL import Image
 
 from googlenet.data.config import AugmentConfig, DataConfig
-from googlenet.data.load import load_datasets
 from googlenet.data.loader import EpochSampler, make_loader
+from googlenet.data.splits import load_datasets
 
 PAPER = AugmentConfig(policy="paper")  # Howard's photometric distortions, as the paper recipe
 EVAL = AugmentConfig(policy="none")

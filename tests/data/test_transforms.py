@@ -103,7 +103,7 @@ def test_lighting_comes_after_the_distortions_in_the_order_drawn():
     transform.params = lambda height, width, key: fixed
     x = image.float() / 255
 
-    def by_hand(order, lighting_first=False):  # noqa: ANN001, ANN202
+    def by_hand(order, lighting_first=False):
         y = x + lighting_shift(fixed.lighting) if lighting_first else x.clone()
         for name, factor in order:
             y = adjust_(y, name, factor)

@@ -65,7 +65,7 @@ def models(names: str) -> list[Predictor]:
     return [reader(name, *MODELS[name]) for name in names]
 
 
-def table(names: str, data: DataConfig):  # noqa: ANN201 - EvalReport
+def table(names: str, data: DataConfig):
     return evaluate(models(names), data, crops=1, table=True, table_crops=(1, 10), workers=0)
 
 

@@ -146,7 +146,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_evaluate)
 
 
-def load(args: argparse.Namespace):  # noqa: ANN201 - a Detector
+def load(args: argparse.Namespace):
     from googlenet.detection.detector import load_detector
     from googlenet.detection.proposals import ProposalCache
 
@@ -213,7 +213,7 @@ def run_predict(args: argparse.Namespace) -> int:
     detector = load(args)
     results = []
 
-    def write(result, image) -> None:  # noqa: ANN001
+    def write(result, image) -> None:
         if result.detections is not None:
             d = result.detections
             keep = d.scores >= args.min_score

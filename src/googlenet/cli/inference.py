@@ -12,7 +12,7 @@ from googlenet.cli.args import add_backend, add_force, add_format, add_model, ad
 from googlenet.inference.options import AVERAGES, FEATURE_SUFFIXES, POOLS
 
 
-def load_predictors(args: argparse.Namespace, sources: list[str]):  # noqa: ANN201 - list[Predictor]
+def load_predictors(args: argparse.Namespace, sources: list[str]):
     import torch
 
     from googlenet.inference.predictor import Predictor
@@ -48,7 +48,7 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_evaluate)
 
 
-def eval_data(args: argparse.Namespace, predictor):  # noqa: ANN001, ANN201 - DataConfig
+def eval_data(args: argparse.Namespace, predictor):
     from googlenet.data.config import DataConfig, missing_path, recorded_data
 
     if args.val_dir:

@@ -96,7 +96,7 @@ class StopSignals:
                 signal.signal(s, handler)
 
 
-def console(quiet: bool):  # noqa: ANN201 - a training Callback
+def console(quiet: bool):
     """Messages on stdout and a progress bar per epoch on stderr (when it is a terminal)."""
     from tqdm import tqdm
 

@@ -53,7 +53,7 @@ def run_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_for_pictures(args: argparse.Namespace):  # noqa: ANN201 - (GoogLeNet, Artifact)
+def load_for_pictures(args: argparse.Namespace):
     """The model in eval mode on the CPU, and its artifact (classes, preprocessing)."""
     import torch
 
@@ -70,7 +70,7 @@ def load_for_pictures(args: argparse.Namespace):  # noqa: ANN201 - (GoogLeNet, A
     return model_from_artifact(artifact, aux_logits=False).eval(), artifact
 
 
-def read_photo(path: str):  # noqa: ANN201 - PIL.Image
+def read_photo(path: str):
     from googlenet.data.images import BadImage, decode_image, read_file
 
     try:
@@ -133,7 +133,7 @@ def run_explain(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def check_explain_options(model, classes: tuple[str, ...], args: argparse.Namespace) -> None:  # noqa: ANN001
+def check_explain_options(model, classes: tuple[str, ...], args: argparse.Namespace) -> None:
     """Before any image: a layer and a class that exist (their errors name the choices)."""
     from googlenet.visual.explain import resolve_class
 

@@ -14,8 +14,8 @@ from googlenet.data.batch import Batch, Item, empty_labels
 from googlenet.data.digits import TensorSplit
 from googlenet.data.images import read_transformed
 from googlenet.data.keys import SampleKey
-from googlenet.data.sources import FileSplit
 from googlenet.data.transforms import CropFlip, Transform
+from googlenet.data.trees import FileSplit
 
 Key = int | tuple[int, int]
 

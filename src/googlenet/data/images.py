@@ -187,7 +187,7 @@ def decoding_errors() -> Iterator[None]:
         raise BadImage("not an image (unrecognised format)") from None
     except BadImage:
         raise
-    except Exception as error:  # noqa: BLE001 - PIL's plugins raise many types on corrupt data
+    except Exception as error:
         raise BadImage(f"corrupt or truncated image ({first_sentence(error)})") from None
 
 
@@ -232,7 +232,7 @@ def upright(image: Image.Image) -> Image.Image:
     """Apply a camera's EXIF orientation flag; a broken EXIF block leaves the pixels as stored."""
     try:
         ImageOps.exif_transpose(image, in_place=True)  # in place: no copy of an upright image
-    except Exception:  # noqa: BLE001 - EXIF parsing raises many types on malformed tags
+    except Exception:
         pass
     return image
 

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from googlenet.data.digits import TensorSplit
 from googlenet.data.images import read_transformed
-from googlenet.data.sources import FileSplit
 from googlenet.data.transforms import as_uint8, resize_center_crop
+from googlenet.data.trees import FileSplit
 from googlenet.errors import DataError
 
 Decoded = tuple[np.ndarray | None, str | None]  # S x S x 3 pixels, or the reason they are missing

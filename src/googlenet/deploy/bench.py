@@ -67,7 +67,7 @@ class BenchConfig:
     openvino: bool = True  # the OpenVINO rows, when it is installed
 
     @staticmethod
-    def quick(**overrides) -> BenchConfig:  # noqa: ANN003
+    def quick(**overrides) -> BenchConfig:
         """Small inputs, few repetitions and no torch.compile (whose compilation alone took
         minutes on some machines): every other row, in about a minute on 2 cores."""
         base = dict(input_size=64, batch_sizes=(1, 4), train_batch=4, warmup=1, repeats=2,

@@ -28,7 +28,7 @@ from googlenet.artifact.build import artifact_of, model_from_artifact
 from googlenet.artifact.files import save_safetensors
 from googlenet.artifact.record import Artifact
 from googlenet.data.config import DataConfig
-from googlenet.data.load import load_eval_dataset
+from googlenet.data.splits import load_eval_dataset
 from googlenet.data.subsets import evenly_spaced
 from googlenet.data.transforms import eval_transform
 from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, SUFFIXES
@@ -94,11 +94,11 @@ class _LRNOperator(torch.autograd.Function):
     """F.local_response_norm, exported as ONNX's one LRN operator (same settings)."""
 
     @staticmethod
-    def forward(ctx, x, size, alpha, beta, k):  # noqa: ANN001, ANN205
+    def forward(ctx, x, size, alpha, beta, k):
         return F.local_response_norm(x, size, alpha, beta, k)
 
     @staticmethod
-    def symbolic(g, x, size, alpha, beta, k):  # noqa: ANN001, ANN205
+    def symbolic(g, x, size, alpha, beta, k):
         return g.op("LRN", x, size_i=size, alpha_f=alpha, beta_f=beta, bias_f=k)
 
 
@@ -250,7 +250,7 @@ def export_onnx(model: GoogLeNet, path: Path, size: int, batch: int | None, opse
     onnx.save(proto, str(path))
 
 
-def set_onnx_metadata(proto, metadata: dict[str, str]) -> None:  # noqa: ANN001 - onnx.ModelProto
+def set_onnx_metadata(proto, metadata: dict[str, str]) -> None:
     existing = {p.key: p for p in proto.metadata_props}
     for key, value in metadata.items():
         prop = existing.get(key) or proto.metadata_props.add()
@@ -275,7 +275,7 @@ def export_openvino(model: GoogLeNet, path: Path, size: int, batch: int | None, 
     save_openvino(converted, path, metadata)
 
 
-def save_openvino(model, path: Path, metadata: dict[str, str]) -> None:  # noqa: ANN001 - ov.Model
+def save_openvino(model, path: Path, metadata: dict[str, str]) -> None:
     """`model` as `path` (.xml) and its .bin, with `metadata` in rt_info, weights kept in fp32
     (OpenVINO's save_model halves them to fp16 by default). Both files are staged in the target
     folder and moved into place, the .bin first: a reader never sees a half-written file."""

@@ -31,11 +31,11 @@ from googlenet.artifact.record import Artifact
 from googlenet.data.config import AugmentConfig, DataConfig, recorded_data
 from googlenet.data.datasets import ImageFileDataset
 from googlenet.data.images import is_image_file, read_image
-from googlenet.data.load import load_datasets
 from googlenet.data.preprocessing import Preprocessing
-from googlenet.data.sources import find_splits, open_tree, split_from_tree, train_folder
+from googlenet.data.splits import load_datasets
 from googlenet.data.subsets import evenly_spaced
 from googlenet.data.transforms import eval_transform
+from googlenet.data.trees import find_splits, open_tree, split_from_tree, train_folder
 from googlenet.deploy.export import dataset_images, export_model, set_onnx_metadata
 from googlenet.deploy.options import QUANTIZE_ENGINES, SUFFIXES
 from googlenet.errors import DataError, ModelSourceError

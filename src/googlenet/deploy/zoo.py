@@ -101,7 +101,7 @@ def train_step_runner(model: nn.Module, batch: int, size: int, channels_last: bo
     return step
 
 
-def torchvision_outputs(outputs) -> tuple[Tensor, list[Tensor]]:  # noqa: ANN001 - GoogLeNetOutputs
+def torchvision_outputs(outputs) -> tuple[Tensor, list[Tensor]]:
     return outputs.logits, [outputs.aux_logits1, outputs.aux_logits2]
 
 

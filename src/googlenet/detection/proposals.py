@@ -55,7 +55,7 @@ DEFAULT_MAX_SIDE = 500
 MIN_SIDE = 4.0  # proposals thinner than this (pixels, original image) are dropped
 
 
-def require_opencv():  # noqa: ANN201 - the cv2 module
+def require_opencv():
     try:
         import cv2
         from cv2.ximgproc import segmentation  # noqa: F401 - only in opencv-contrib
@@ -73,7 +73,7 @@ def setting_named(name: str) -> SearchSetting:
     return SETTINGS[name]
 
 
-def fast_mode_search(bgr: np.ndarray, setting: SearchSetting):  # noqa: ANN201 - OpenCV's object
+def fast_mode_search(bgr: np.ndarray, setting: SearchSetting):
     """OpenCV's SelectiveSearchSegmentation set up as its switchToSelectiveSearchFast() does, with
     the setting's thresholds and minimum sizes (that method fixes the minimum size at 100)."""
     cv2 = require_opencv()

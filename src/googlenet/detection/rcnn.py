@@ -50,7 +50,7 @@ class RCNNDetector:
     """A region classifier (GoogLeNet whose classes include `__background__`) used as R-CNN's."""
 
     def __init__(self, model: GoogLeNet, model_classes: Sequence[str], classes: Sequence[str],
-                 preprocessing, settings: RCNNSettings, device: torch.device,  # noqa: ANN001
+                 preprocessing, settings: RCNNSettings, device: torch.device,
                  cache: ProposalCache = ProposalCache(None)) -> None:
         self.model = model.to(device).eval()
         self.classes, self.settings, self.device, self.cache = tuple(classes), settings, device, cache

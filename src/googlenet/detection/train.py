@@ -118,7 +118,7 @@ def train_detection(config: DetectConfig, *, resume: str | Path | None = None,
 # --- R-CNN: regions, then the region classifier by googlenet's own training loop.
 
 
-def rcnn_train_config(config: DetectConfig, regions: Path, run_dir: Path, epochs: int | None):  # noqa: ANN201
+def rcnn_train_config(config: DetectConfig, regions: Path, run_dir: Path, epochs: int | None):
     from googlenet.training.config import load_recipe, with_overrides
 
     recipe = config.recipe or ("finetune" if config.model else "fast")
@@ -145,7 +145,7 @@ def rcnn_train_config(config: DetectConfig, regions: Path, run_dir: Path, epochs
     return with_overrides(load_recipe(recipe), {k: v for k, v in overrides.items() if v is not None})
 
 
-def region_fill(config: DetectConfig, train_config) -> tuple[float, float, float]:  # noqa: ANN001
+def region_fill(config: DetectConfig, train_config) -> tuple[float, float, float]:
     """The mean pixel of the region classifier's preprocessing: its weights' when it starts from
     a model (training takes their normalisation), else its recipe's."""
     from googlenet.data.config import preprocessing
@@ -186,7 +186,7 @@ def epochs_for_budget(seconds: float, regions: int, images_per_second: float) ->
     return max(1, int(seconds * images_per_second / max(regions, 1)))
 
 
-def measure_speed(train_config) -> float:  # noqa: ANN001 - a TrainConfig
+def measure_speed(train_config) -> float:
     """Training images/s of the region classifier: a few steps on random data."""
     import torch
     import torch.nn.functional as F
@@ -246,7 +246,7 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
         def on_message(self, message: str) -> None:
             on_message(message)
 
-    def overrides(saved):  # noqa: ANN001, ANN202 - a resumed run keeps its configuration
+    def overrides(saved):
         from googlenet.training.config import with_overrides
 
         asked = {k: v for k, v in (("epochs", config.epochs), ("batch_size", config.batch_size),
@@ -314,7 +314,7 @@ def loop_threads(config: DetectConfig, record: dict[str, Any] | None,
     return threads
 
 
-def training_device(config: DetectConfig):  # noqa: ANN201 - a torch.device
+def training_device(config: DetectConfig):
     """`auto`: CUDA when there is one, else MPS, else the CPU (runtime.device.resolve_device)."""
     from googlenet.runtime.device import resolve_device
 

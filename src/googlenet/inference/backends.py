@@ -46,7 +46,7 @@ class TorchBackend:
         return self.model(images.to(self.device).contiguous(memory_format=torch.channels_last))
 
 
-def session_options(threads: int | None = None):  # noqa: ANN201 - onnxruntime.SessionOptions
+def session_options(threads: int | None = None):
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -23,8 +23,8 @@ from torch.utils.data import Dataset
 from googlenet.arch.table import CROP_SCHEMES
 from googlenet.data.config import DataConfig
 from googlenet.data.crops import multi_crop
-from googlenet.data.load import load_eval_dataset
 from googlenet.data.loader import make_loader
+from googlenet.data.splits import load_eval_dataset
 from googlenet.data.subsets import stratified
 from googlenet.errors import DataError, ModelSourceError
 from googlenet.inference.metrics import Accuracy
@@ -122,7 +122,7 @@ class Subset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, key: int | tuple[int, int]):  # noqa: ANN204 - the wrapped item type
+    def __getitem__(self, key: int | tuple[int, int]):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         return self.dataset[(self.indices[index], epoch)]
 

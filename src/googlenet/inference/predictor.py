@@ -22,7 +22,7 @@ from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB
 from googlenet.data.crops import MultiCrop, multi_crop
 from googlenet.data.images import read_file, read_transformed
 from googlenet.data.preprocessing import Preprocessing
-from googlenet.data.sources import walk_directory
+from googlenet.data.trees import walk_directory
 from googlenet.errors import DataError
 from googlenet.inference.backends import Backend, TorchBackend, open_backend
 from googlenet.inference.options import AVERAGES

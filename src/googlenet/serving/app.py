@@ -175,7 +175,7 @@ async def uploaded_images(request: Request, config: ServeConfig) -> list[tuple[s
     try:
         form = await Request(request.scope, replay).form(max_files=config.max_images + 1,
                                                          max_fields=config.max_images + 8)
-    except Exception as error:  # noqa: BLE001 - python-multipart's errors for malformed bodies
+    except Exception as error:
         reason = str(getattr(error, "detail", error))
         if reason.startswith("Too many files"):
             raise too_many(config) from None

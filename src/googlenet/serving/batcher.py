@@ -96,7 +96,7 @@ class Batcher:
             start = time.perf_counter()
             try:
                 probabilities = self.run(torch.cat([job.views for job in batch]))
-            except Exception as error:  # noqa: BLE001 - answered to every request of the batch
+            except Exception as error:
                 for job in batch:
                     job.loop.call_soon_threadsafe(set_exception, job.future, error)
                 continue

@@ -26,8 +26,8 @@ from googlenet.artifact import schema
 from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.data.config import preprocessing, with_preprocessing
-from googlenet.data.load import Datasets, load_datasets
 from googlenet.data.loader import make_loader
+from googlenet.data.splits import Datasets, load_datasets
 from googlenet.errors import ConfigError, DataError, TrainingStopped
 from googlenet.model.network import GoogLeNet, build_network
 from googlenet.runtime.device import resolve_device, resolve_precision

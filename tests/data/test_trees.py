@@ -6,7 +6,7 @@ from helpers import SHARED_DATA, pack, write_image, write_split_tree, write_tree
 
 from googlenet.data.config import AugmentConfig, DataConfig
 from googlenet.data.digits import digits_splits
-from googlenet.data.load import load_datasets
+from googlenet.data.splits import load_datasets
 
 EVAL = AugmentConfig(policy="none")
 

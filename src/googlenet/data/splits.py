@@ -1,4 +1,4 @@
-"""load_datasets: a DataConfig, AugmentConfig and Preprocessing -> training and validation Datasets."""
+"""load_datasets: a DataConfig, AugmentConfig and Preprocessing -> the train and val splits as Datasets."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from googlenet.data.datasets import ImageFileDataset, TensorImageDataset
 from googlenet.data.digits import digits_splits
 from googlenet.data.memory import decode_all
 from googlenet.data.preprocessing import Preprocessing
-from googlenet.data.sources import FileSplit, file_splits, open_tree, split_from_tree, tree_splits
 from googlenet.data.transforms import Transform, eval_transform, train_transform
+from googlenet.data.trees import FileSplit, file_splits, open_tree, split_from_tree, tree_splits
 
 LabelledDataset = ImageFileDataset | TensorImageDataset
 
