@@ -90,3 +90,15 @@ def test_the_record_follows_the_weights_and_the_classifier():
     assert record.classes == ("a", "b", "c") and record.aux_logits
     model.reset_classifier(4)  # the names no longer fit the outputs
     assert model.classes == ("0", "1", "2", "3") and artifact_of(model).num_classes == 4
+
+
+def test_an_artifact_knows_the_data_its_run_trained_on():
+    from googlenet.artifact.record import Artifact, Provenance
+    from googlenet.data.config import DataConfig
+
+    run = Artifact("bn", ("a", "b"), Preprocessing(), provenance=Provenance(
+        source="runs/x", config={"data": {"path": "photos", "input_size": 64, "mean": [0.5] * 3}}))
+    data = run.recorded_data()
+    assert isinstance(data, DataConfig) and data.path == "photos" and data.input_size == 64
+    assert data.mean == (0.5, 0.5, 0.5)  # lists back to tuples, as the config reader gives
+    assert Artifact("bn", ("a",), Preprocessing()).recorded_data() is None  # published weights

@@ -22,6 +22,7 @@ from googlenet.errors import ModelSourceError
 if TYPE_CHECKING:  # torch stays unimported: the CLI reads metadata without it
     from torch import Tensor
 
+    from googlenet.data.config import DataConfig
     from googlenet.data.transforms import EvalTransform
 
 
@@ -75,3 +76,10 @@ class Artifact:
 
         return eval_transform(self.preprocessing)
 
+    def recorded_data(self) -> DataConfig | None:
+        """The data set its training run recorded (None for published weights and files that
+        came from elsewhere): what `evaluate` and int8 calibration use when given no data."""
+        from googlenet.data.config import data_config_from_dict
+
+        config = self.provenance.config
+        return data_config_from_dict(config["data"]) if config and "data" in config else None

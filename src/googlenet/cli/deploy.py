@@ -43,12 +43,12 @@ def add_export(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from googlenet.data.config import DataConfig, missing_path, recorded_data
+    from googlenet.data.config import DataConfig, missing_path
     from googlenet.deploy.export import export_model
     from googlenet.weights.sources import load_artifact
 
     artifact = load_artifact(args.model, preprocess=args.preprocess)
-    check_data = DataConfig(path=args.check_data) if args.check_data else recorded_data(artifact)
+    check_data = DataConfig(path=args.check_data) if args.check_data else artifact.recorded_data()
     if check_data is not None and not args.check_data and (gone := missing_path(check_data)):
         print(f"{args.model} was trained on {gone}, which no longer exists: the parity check "
               "uses generated images (or give --check-data)")

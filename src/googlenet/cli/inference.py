@@ -49,14 +49,14 @@ def add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def eval_data(args: argparse.Namespace, predictor):
-    from googlenet.data.config import DataConfig, missing_path, recorded_data
+    from googlenet.data.config import DataConfig, missing_path
 
     if args.val_dir:
         data = DataConfig(path="", val_dir=args.val_dir)
     elif args.data:
         data = DataConfig(path=args.data)
     else:
-        data = recorded_data(predictor.artifact)
+        data = predictor.artifact.recorded_data()
         if data is None:
             raise ValueError(f"{predictor.name} records no data set: give --data or --val-dir")
         if (gone := missing_path(data)) is not None:

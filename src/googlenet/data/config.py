@@ -10,13 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from googlenet.data.preprocessing import PRESETS, Preprocessing, preset
 from googlenet.errors import ConfigError
-
-if TYPE_CHECKING:
-    from googlenet.artifact.record import Artifact
 
 
 def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
@@ -137,12 +134,6 @@ def data_config_from_dict(values: dict[str, Any]) -> DataConfig:
     values = {RENAMED.get(("data", k), k): v for k, v in values.items()}
     return DataConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
                          if k in known})
-
-
-def recorded_data(artifact: Artifact) -> DataConfig | None:
-    """The data a training run recorded in its artifact (None for other sources)."""
-    config = artifact.provenance.config
-    return data_config_from_dict(config["data"]) if config and "data" in config else None
 
 
 def missing_path(data: DataConfig) -> str | None:

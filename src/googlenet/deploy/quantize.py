@@ -28,7 +28,7 @@ from torch import Tensor
 
 from googlenet.artifact.build import artifact_of
 from googlenet.artifact.record import Artifact
-from googlenet.data.config import AugmentConfig, DataConfig, recorded_data
+from googlenet.data.config import AugmentConfig, DataConfig
 from googlenet.data.datasets import ImageFileDataset
 from googlenet.data.images import is_image_file, read_image
 from googlenet.data.preprocessing import Preprocessing
@@ -236,7 +236,7 @@ def quantize_model(model: GoogLeNet | Artifact, output: str | Path, calibration:
     if output.suffix.lower() != suffix:
         raise ValueError(f"{output}: the {engine} engine writes a {suffix} file")
     output.parent.mkdir(parents=True, exist_ok=True)
-    eval_data = eval_data or recorded_data(artifact)
+    eval_data = eval_data or artifact.recorded_data()
     if eval_data is None:
         raise DataError(f"{artifact.source} records no validation data: name the held-out data")
     with tempfile.TemporaryDirectory() as tmp:
