@@ -34,6 +34,10 @@ class SchemaError(ModelSourceError):
     """Model metadata of an unknown or newer schema version, or malformed."""
 
 
+class NotFound(GoogLeNetError, FileNotFoundError):
+    """A file, folder, run or published name that does not exist (a FileNotFoundError too)."""
+
+
 class StorageError(GoogLeNetError, OSError):
     """A file could not be written (a full disk, for one); what was there before is kept."""
 

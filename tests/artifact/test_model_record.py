@@ -102,3 +102,22 @@ def test_an_artifact_knows_the_data_its_run_trained_on():
     assert isinstance(data, DataConfig) and data.path == "photos" and data.input_size == 64
     assert data.mean == (0.5, 0.5, 0.5)  # lists back to tuples, as the config reader gives
     assert Artifact("bn", ("a",), Preprocessing()).recorded_data() is None  # published weights
+
+
+def test_a_loaded_model_is_ready_to_predict_and_a_missing_one_is_a_library_error(tmp_path):
+    from googlenet.arch.costs import min_input_size, network_cost
+    from googlenet.errors import GoogLeNetError, NotFound
+
+    model = build_model("bn", classes=["a", "b"], preprocessing=SMALL)
+    export_model(model, "safetensors", tmp_path / "m.safetensors")
+    loaded = googlenet.load_model(tmp_path / "m.safetensors")
+    assert not loaded.training  # eval mode, as torchvision's builders with weights give it
+    assert loaded(torch.rand(1, 3, 40, 40)).shape == (1, 2)  # a batch of one: no batch-norm error
+    assert not googlenet.googlenet(weights=tmp_path / "m.safetensors").training
+    assert googlenet.googlenet(num_classes=2).training  # fresh weights: ready to train
+    with pytest.raises(NotFound, match="nonexistent does not exist") as caught:
+        googlenet.load_model("nonexistent")
+    assert isinstance(caught.value, (GoogLeNetError, FileNotFoundError))
+    # Every function that takes a variant takes its name too.
+    assert min_input_size("paper") == min_input_size(googlenet.VARIANTS["paper"])
+    assert network_cost("bn").total == network_cost(googlenet.VARIANTS["bn"]).total

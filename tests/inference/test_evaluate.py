@@ -4,7 +4,9 @@ CLI, on the model trained on the built-in digits (conftest.digits_run)."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from googlenet.cli.main import main
@@ -113,6 +115,18 @@ def test_predict_on_images_in_memory_equals_predict_on_their_files(trained, tmp_
     assert [p.classes for p in from_memory] == [p.classes for p in from_files]
     for a, b in zip(from_memory, from_files):
         assert a.probabilities == pytest.approx(b.probabilities, abs=1e-6)
+    # One call takes paths, PIL images and tensors mixed, in input order; a bad file is named.
+    (tmp_path / "broken.jpg").write_bytes(b"not a picture")
+    tensor = torch.from_numpy(np.array(Image.open(files["photo.jpg"]).convert("RGB"))).permute(2, 0, 1)
+    mixed = predictor.predict([files["photo.jpg"], Image.open(files["gray.png"]), tensor,
+                               str(tmp_path / "broken.jpg"), tensor.float() / 255], top_k=3, workers=0)
+    assert [p.file for p in mixed] == [str(files["photo.jpg"]), None, None,
+                                       str(tmp_path / "broken.jpg"), None]
+    assert [p.classes for p in mixed[:3]] == [from_files[0].classes, from_files[1].classes,
+                                              from_files[0].classes]
+    assert mixed[3].error and not mixed[3].classes
+    assert mixed[4].probabilities == pytest.approx(mixed[2].probabilities, abs=1e-5)
+    assert predictor.predict(files["photo.jpg"], top_k=3)[0].classes == from_files[0].classes
 
 
 def test_classes_that_do_not_match_the_checkpoint_are_an_error(trained, tmp_path, capsys):

@@ -25,6 +25,7 @@ from googlenet.arch.table import (
     MaxPoolLayer,
     PlannedRow,
     Variant,
+    get_variant,
     inception_key,
     layer_plan,
 )
@@ -155,12 +156,13 @@ def _walk(variant: Variant, input_size: int, num_classes: int) -> NetworkCost:
     return NetworkCost(variant, input_size, num_classes, tuple(rows), aux)
 
 
-def network_cost(variant: Variant, input_size: int = PAPER_INPUT_SIZE,
+def network_cost(variant: Variant | str, input_size: int = PAPER_INPUT_SIZE,
                  num_classes: int = PAPER_NUM_CLASSES) -> NetworkCost:
     """Walk the table for `variant` at a square `input_size`.
 
     Raises ValueError when the input is too small for some layer.
     """
+    variant = get_variant(variant)
     try:
         return _walk(variant, input_size, num_classes)
     except _TooSmall as error:
@@ -168,8 +170,9 @@ def network_cost(variant: Variant, input_size: int = PAPER_INPUT_SIZE,
                          f"{min_input_size(variant)} of variant {variant.name!r} ({error})") from None
 
 
-def min_input_size(variant: Variant) -> int:
+def min_input_size(variant: Variant | str) -> int:
     """The smallest square input for which every layer has an output of at least 1x1."""
+    variant = get_variant(variant)
     size = 1
     while True:
         try:
@@ -232,12 +235,14 @@ class ModuleComparison:
     reduced_ops: int
 
 
-def module_comparison(key: str, variant: Variant, input_size: int = PAPER_INPUT_SIZE) -> ModuleComparison:
+def module_comparison(key: str, variant: Variant | str,
+                      input_size: int = PAPER_INPUT_SIZE) -> ModuleComparison:
     """Compare Inception module `key` ("3a") in naive and reduced form at its place in the net.
 
     The naive module runs every branch on the full input, and its pool branch
     passes all input channels through.
     """
+    variant = get_variant(variant)
     network = network_cost(variant, input_size)
     previous = None
     for row_cost in network.rows:

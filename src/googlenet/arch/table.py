@@ -186,10 +186,14 @@ VARIANTS: dict[str, Variant] = {
 LRN_SIZE, LRN_ALPHA, LRN_BETA, LRN_K = 5, 1e-4, 0.75, 1.0
 
 
-def get_variant(name: str) -> Variant:
-    if name not in VARIANTS:
-        raise ValueError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
-    return VARIANTS[name]
+def get_variant(variant: Variant | str) -> Variant:
+    """A variant by name ("paper", "bn"), or the Variant itself: every function that takes a
+    variant takes either."""
+    if isinstance(variant, Variant):
+        return variant
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+    return VARIANTS[variant]
 
 
 MAX_WIDTH = 16.0  # far beyond any "wider version"; a typo such as 125 would build 2 billion weights
@@ -202,9 +206,9 @@ def check_width(width: float) -> float:
     return float(width)
 
 
-def with_width(variant: Variant, width: float) -> Variant:
+def with_width(variant: Variant | str, width: float) -> Variant:
     """`variant` with every filter count of the table times `width` (1: as printed)."""
-    return dataclasses.replace(variant, width=check_width(width))
+    return dataclasses.replace(get_variant(variant), width=check_width(width))
 
 
 def widened(table: tuple[Row, ...], width: float) -> tuple[Row, ...]:
@@ -363,10 +367,11 @@ def _row_layers(row: Row, names: list[str], in_channels: int, variant: Variant,
     return [], in_channels  # softmax: applied by the loss, not a module
 
 
-def layer_plan(variant: Variant, num_classes: int = PAPER_NUM_CLASSES,
+def layer_plan(variant: Variant | str, num_classes: int = PAPER_NUM_CLASSES,
                table: tuple[Row, ...] = TABLE_1) -> list[PlannedRow]:
     """Walk the table (widened by `variant.width`): each row with the concrete layers that
     implement it for `variant`."""
+    variant = get_variant(variant)
     table = widened(table, variant.width)
     planned = []
     channels = 3  # RGB input

@@ -27,7 +27,7 @@ from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB, DataConfig
 from googlenet.data.images import IMAGE_SUFFIXES, is_image_file, read_file
 from googlenet.data.subsets import evenly_spaced
 from googlenet.data.tar import TarReader, index_tar, is_compressed, unpack_to_cache
-from googlenet.errors import DataError
+from googlenet.errors import DataError, NotFound
 
 
 class Reader(Protocol):
@@ -73,7 +73,7 @@ def open_tree(path_text: str, cache_dir: str | None,
     max_bytes = int(max_image_mb * MB)
     path = Path(path_text).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file or directory")
+        raise NotFound(f"{path}: no such file or directory")
     if path.is_file() and is_compressed(path):
         path = unpack_to_cache(path, cache_dir)
     if path.is_dir():

@@ -38,7 +38,7 @@ from googlenet.data.transforms import eval_transform
 from googlenet.data.trees import find_splits, open_tree, split_from_tree, train_folder
 from googlenet.deploy.export import dataset_images, export_model, set_onnx_metadata
 from googlenet.deploy.options import QUANTIZE_ENGINES, SUFFIXES
-from googlenet.errors import DataError, ModelSourceError
+from googlenet.errors import DataError, ModelSourceError, NotFound
 from googlenet.inference.backends import OnnxBackend, OpenVinoBackend
 from googlenet.inference.metrics import Accuracy
 from googlenet.model.network import GoogLeNet
@@ -125,7 +125,7 @@ def calibration_images(source: str, prep: Preprocessing, count: int) -> tuple[Te
     if path.is_dir() and not any(p.is_dir() for p in path.iterdir()):
         return folder_images(path, prep, count), f"{count} images of {path}"
     if source != "digits" and not path.exists():
-        raise FileNotFoundError(f"calibration data {source} does not exist")
+        raise NotFound(f"calibration data {source} does not exist")
     return training_split_images(source, prep, count), f"{count} training images of {source}"
 
 

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.record import Artifact
-from googlenet.errors import ModelSourceError
+from googlenet.errors import ModelSourceError, NotFound
 from googlenet.inference.options import BACKENDS
 from googlenet.runtime import openvino as openvino_runtime
 
@@ -83,7 +83,7 @@ class OnnxBackend:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"ONNX model {self.path} does not exist")
+            raise NotFound(f"ONNX model {self.path} does not exist")
         try:
             self.session = ort.InferenceSession(str(self.path), session_options(threads),
                                                 providers=["CPUExecutionProvider"])
@@ -129,7 +129,7 @@ class OpenVinoBackend:
             raise ModelSourceError("the openvino backend needs OpenVINO: pip install 'googlenet[openvino]'")
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"model {self.path} does not exist")
+            raise NotFound(f"model {self.path} does not exist")
         try:
             model = openvino_runtime.core().read_model(str(self.path))
             self.compiled = openvino_runtime.compile_model(model, openvino_config(threads, precision))

@@ -1,15 +1,17 @@
 """`Predictor`: an artifact and a backend; images in, top classes and probabilities out.
 
     predictor = Predictor.load("imagenet")                  # or a run, a weights file, an .onnx
-    predictor.predict([Image.open("cat.jpg")], top_k=5)     # -> [Prediction(...)]
-    predictor.predict_files(["photos/"])                    # folders searched, bad files named
+    predictor.predict(["cat.jpg", "photos/"], top_k=5)     # -> [Prediction(...)], bad files named
+    predictor.predict([Image.open("cat.jpg"), tensor])      # decoded images: PIL or 3 x H x W
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -30,6 +32,7 @@ from googlenet.model.network import GoogLeNet
 from googlenet.runtime.device import resolve_device
 from googlenet.weights.sources import Preprocess, load_artifact
 
+ImageInput = str | Path | Image.Image | Tensor  # a file or folder, or a decoded image
 CHUNK = 256  # crops per forward pass: bounds memory with 144 crops per image
 
 
@@ -104,8 +107,23 @@ class Predictor:
         return [Prediction(file, [self.classes[i] for i in labels], values.tolist())
                 for file, values, labels in zip(files, best.values, best.indices)]
 
-    def predict(self, images: Sequence[Image.Image], top_k: int = 5, crops: int = 1) -> list[Prediction]:
-        """The top classes of decoded images (PIL, any mode: converted to RGB)."""
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5, crops: int = 1,
+                **file_options: Any) -> list[Prediction]:
+        """The top classes of each image, in input order: image files and folders (searched, as
+        `predict_files` does, which takes `file_options`: batch_size, workers, max_image_mb; a
+        file that cannot be used gets a Prediction naming the problem), PIL images (any mode) and
+        RGB 3 x H x W tensors (uint8, or float in [0, 1], as torchvision's ToTensor gives)."""
+        items = [images] if isinstance(images, (str, Path, Image.Image, Tensor)) else list(images)
+        results: list[Prediction] = []
+        for are_paths, run in itertools.groupby(items, key=lambda item: isinstance(item, (str, Path))):
+            run = list(run)
+            results += (self.predict_files(run, top_k, crops, **file_options) if are_paths
+                        else self.predict_images(run, top_k, crops))
+        return results
+
+    def predict_images(self, images: Sequence[Image.Image | Tensor], top_k: int = 5,
+                       crops: int = 1) -> list[Prediction]:
+        """The top classes of decoded images: PIL (any mode: converted to RGB) or 3 x H x W tensors."""
         transform = self.transform(crops)
         views = torch.stack([transform(image) for image in images])
         return self.top(self.crop_scores(views, [crops])[0], top_k, [None] * len(images))

@@ -71,10 +71,10 @@ class GoogLeNet(nn.Module):
 
     __jit_unused_properties__ = ["classes"]  # TorchScript compiles properties otherwise
 
-    def __init__(self, variant: Variant, num_classes: int = PAPER_NUM_CLASSES,
+    def __init__(self, variant: Variant | str, num_classes: int = PAPER_NUM_CLASSES,
                  aux_logits: bool = True) -> None:
         super().__init__()
-        self.variant = variant
+        self.variant = variant = get_variant(variant)
         self.num_classes = num_classes
         self.aux_logits = aux_logits
         self.min_input_size = min_input_size(variant)

@@ -40,6 +40,7 @@ from googlenet.arch.table import (
     LRNLayer,
     MaxPoolLayer,
     Variant,
+    get_variant,
     inception_key,
 )
 
@@ -256,9 +257,10 @@ class NetworkDrawing:
         return y
 
 
-def network_figure(variant: Variant, input_size: int = PAPER_INPUT_SIZE,
+def network_figure(variant: Variant | str, input_size: int = PAPER_INPUT_SIZE,
                    num_classes: int = PAPER_NUM_CLASSES) -> Figure:
     """The whole network on one A4 page, in the manner of the paper's Figure 3."""
+    variant = get_variant(variant)
     network = network_cost(variant, input_size, num_classes)
     figure = Figure(figsize=A4_PORTRAIT)
     ax = page_axes(figure, *A4_PORTRAIT, downward=True)
@@ -370,10 +372,11 @@ def draw_panel(ax: Axes, x0: float, title: str, cells: list[Cell], input_size: t
         arrow(ax, (below.center, below.y + below.height), (below.center, concat.y))
 
 
-def module_figure(key: str, variant: Variant, input_size: int = PAPER_INPUT_SIZE,
+def module_figure(key: str, variant: Variant | str, input_size: int = PAPER_INPUT_SIZE,
                   naive: bool = False) -> Figure:
     """Inception module `key` ("4a") at its place in the network, as Figure 2 (b) with its numbers;
     with `naive`, Figure 2 (a) beside it and the comparison `googlenet cost --module` prints."""
+    variant = get_variant(variant)
     comparison = module_comparison(key, variant, input_size)  # ValueError names the valid keys
     network = network_cost(variant, input_size)
     row_cost = [r for r in network.rows if r.planned.row.name == comparison.name][0]

@@ -31,7 +31,7 @@ from googlenet.artifact.files import (
 )
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.data.preprocessing import PRESETS, Preprocessing, preset
-from googlenet.errors import ModelSourceError
+from googlenet.errors import ModelSourceError, NotFound
 from googlenet.model.network import GoogLeNet
 from googlenet.runtime.files import file_sha256, safe_torch_load
 from googlenet.weights.caffe import caffe_to_state_dict, read_caffemodel
@@ -55,10 +55,12 @@ def load_artifact(source: str | Path, *, preprocess: Preprocess = None,
 def load_model(source: str | Path, *, num_classes: int | None = None, aux_logits: bool | None = None,
                preprocess: Preprocess = None, dropout: float | None = None,
                aux_dropout: float | None = None) -> GoogLeNet:
-    """A GoogLeNet with the weights of `source` and their record (`model.artifact`); another
+    """A GoogLeNet with the weights of `source` and their record (`model.artifact`), in eval mode
+    as torchvision's builders with weights give it (call `.train()` to fine-tune); another
     `num_classes` replaces the classifiers."""
-    return model_from_artifact(load_artifact(source, preprocess=preprocess), num_classes, aux_logits,
-                               dropout, aux_dropout)
+    model = model_from_artifact(load_artifact(source, preprocess=preprocess), num_classes,
+                                aux_logits, dropout, aux_dropout)
+    return model.eval()
 
 
 def googlenet(weights: str | Path | None = None, *, variant: str | None = None,
@@ -75,7 +77,8 @@ def googlenet(weights: str | Path | None = None, *, variant: str | None = None,
     num_classes: the weights' (or 1000); another number replaces the classifiers (fine-tuning).
     aux_logits: the auxiliary heads (default: fresh models have them; weighted models have
       them where the weights do).
-    The model carries its record: `model.artifact`, `model.classes`, `model.transforms()`.
+    The model carries its record: `model.artifact`, `model.classes`, `model.transforms()`. With
+    weights it is in eval mode (ready to predict), without in training mode (ready to train).
     """
     if weights is None:
         return build_model(variant, num_classes, aux_logits=True if aux_logits is None else aux_logits,
@@ -85,7 +88,7 @@ def googlenet(weights: str | Path | None = None, *, variant: str | None = None,
     if variant is not None and variant != artifact.variant:
         raise ModelSourceError(f"{artifact.source} holds variant {artifact.variant!r} weights, not "
                                f"{variant!r}; leave variant out to take the weights' own")
-    return model_from_artifact(artifact, num_classes, aux_logits, dropout, aux_dropout)
+    return model_from_artifact(artifact, num_classes, aux_logits, dropout, aux_dropout).eval()
 
 
 def resolve_preprocess(preprocess: Preprocess) -> Preprocessing | None:
@@ -103,7 +106,7 @@ def resolve_path(path: Path) -> Path:
         raise ModelSourceError(f"{path} is a directory without {' or '.join(RUN_CHECKPOINTS)}: "
                                "not a run directory")
     if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist (published names: {', '.join(PUBLISHED)})")
+        raise NotFound(f"{path} does not exist (published names: {', '.join(PUBLISHED)})")
     return path
 
 
