@@ -2,6 +2,7 @@
 (Metadata round trips of every format: tests/artifact/test_artifact.py.)"""
 
 import json
+import pathlib
 
 import onnx
 import pytest
@@ -163,7 +164,8 @@ def test_export_never_replaces_a_file_silently_and_writes_usual_modes(odd_artifa
     assert (source.stat().st_mode & 0o777) == 0o644  # not 0600
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli(capsys, "export", "-m", source, "--to", "torchscript", "--check-images", "2")
-    assert code == 0 and "wrote odd.torchscript (torchscript)" in out  # not a checkpoint-like .pt
+    # Beside its source, not in the working directory; not a checkpoint-like .pt.
+    assert code == 0 and f"wrote {tmp_path / 'odd.torchscript'} (torchscript)" in out
     assert ((tmp_path / "odd.torchscript").stat().st_mode & 0o777) == 0o644
     before = (tmp_path / "odd.torchscript").read_bytes()
     code, _, err = run_cli(capsys, "export", "-m", source, "--to", "torchscript")
@@ -172,3 +174,35 @@ def test_export_never_replaces_a_file_silently_and_writes_usual_modes(odd_artifa
     code, _, _ = run_cli(capsys, "export", "-m", source, "--to", "torchscript", "--force",
                          "--check-images", "2")
     assert code == 0
+
+
+def test_the_format_follows_the_output_suffix_and_no_unreadable_file_is_left(odd_artifact, tmp_path,
+                                                                             capsys, monkeypatch):
+    from googlenet.artifact.files import save_safetensors
+
+    source = save_safetensors(odd_artifact, tmp_path / "odd.safetensors")
+    code, out, _ = run_cli(capsys, "export", "-m", source, "--output", tmp_path / "x.safetensors",
+                           "--check-images", "2")
+    assert code == 0 and "(safetensors)" in out
+    assert load_artifact(tmp_path / "x.safetensors").classes == odd_artifact.classes
+    code, out, _ = run_cli(capsys, "export", "-m", source, "--output", tmp_path / "plain",
+                           "--check-images", "2")  # no suffix: the format's own is added
+    assert code == 0 and f"wrote {tmp_path / 'plain.onnx'} (onnx)" in out
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for argv, message in [(("--to", "onnx", "--output", tmp_path / "y.safetensors"),
+                           "the format onnx is written as *.onnx, and .safetensors names safetensors"),
+                          (("--output", tmp_path / "y.pt"), "no export format is written as '.pt'")]:
+        code, _, err = run_cli(capsys, "export", "-m", source, *argv)
+        assert code == 2 and message in err and "Traceback" not in err
+    # A file that fails its own read-back never takes the output's name, nor stays behind.
+    monkeypatch.setattr("googlenet.deploy.export.reload",
+                        lambda path, artifact: (_ for _ in ()).throw(ValueError(f"{path}: unreadable")))
+    code, _, err = run_cli(capsys, "export", "-m", source, "--output", tmp_path / "z.onnx")
+    assert code == 2 and "unreadable" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no z.onnx, no staging folder
+    # Without --output, a published name or a model in memory goes under outputs/.
+    from googlenet.deploy.export import output_path
+
+    assert output_path(None, "imagenet", "onnx") == pathlib.Path("outputs/imagenet.onnx")
+    assert output_path(None, "<in memory>", "openvino") == pathlib.Path("outputs/googlenet.xml")
+    assert output_path(None, str(source), "safetensors") == tmp_path / "odd-export.safetensors"

@@ -26,9 +26,13 @@ def add_export(subparsers: argparse._SubParsersAction) -> None:
                     "model's metadata (classes, preprocessing, provenance); the written file is "
                     "loaded back and must agree with PyTorch within --tolerance.")
     add_model(p)
-    p.add_argument("--to", choices=FORMATS, default="onnx", help="the file format to write")
-    p.add_argument("--output", metavar="FILE", help="default: the run's name with the format's "
-                   "suffix (.onnx, .xml with its .bin, .torchscript, .safetensors)")
+    p.add_argument("--to", choices=FORMATS, default=None,
+                   help="the file format to write (default: the one --output's suffix names, "
+                        "else onnx)")
+    p.add_argument("--output", metavar="FILE",
+                   help="the file: .onnx, .xml (with its .bin), .torchscript or .safetensors "
+                        "(default: beside the model's run or file, named after it; under "
+                        "outputs/ for a published name)")
     add_force(p)
     p.add_argument("--batch", type=batch_size, default=None, metavar="dynamic|N",
                    help="a dynamic batch dimension (default) or a fixed batch size")

@@ -32,11 +32,11 @@ from googlenet.data.splits import load_eval_dataset
 from googlenet.data.subsets import evenly_spaced
 from googlenet.data.transforms import eval_transform
 from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, SUFFIXES
-from googlenet.errors import DataError, ModelSourceError
+from googlenet.errors import ConfigError, DataError, ModelSourceError
 from googlenet.inference.backends import open_backend
 from googlenet.model.layers import ConvUnit
 from googlenet.model.network import GoogLeNet
-from googlenet.runtime.files import atomic_path, check_output
+from googlenet.runtime.files import check_output
 from googlenet.weights.sources import load_artifact
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -218,12 +218,46 @@ class ExportResult:
         return self.max_abs_diff <= self.tolerance
 
 
-def default_output(source: str, fmt: str) -> Path:
-    if source.startswith("<"):  # a model in memory ("<in memory>", "<new>"): no file to name it
-        return Path(f"googlenet{SUFFIXES[fmt]}")
+def export_format(fmt: str | None, output: str | Path | None) -> str:
+    """The format asked for, else the one `output`'s suffix names, else ONNX; a suffix that
+    names another format (or none we write) is an error, never a file of one format under
+    another's name that the reader would then refuse."""
+    suffix = Path(output).suffix.lower() if output else ""
+    by_suffix = {s: f for f, s in SUFFIXES.items()}
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if suffix and suffix not in by_suffix:
+        raise ConfigError(f"{output}: no export format is written as {suffix!r}; name the file "
+                          f"{' or '.join('*' + s for s in by_suffix)}")
+    if fmt is not None and suffix and by_suffix[suffix] != fmt:
+        raise ConfigError(f"{output}: the format {fmt} is written as *{SUFFIXES[fmt]}, and "
+                          f"{suffix} names {by_suffix[suffix]}: give one or the other")
+    return fmt or by_suffix.get(suffix, "onnx")
+
+
+def output_path(output: str | Path | None, source: str, fmt: str) -> Path:
+    """`output` (given the format's suffix when it has none); without one, beside the model's run
+    or file (runs/x/best.pt -> runs/x/x.onnx), or under outputs/ for a published name or a model
+    in memory: never into whatever the working directory is."""
+    if output is not None:
+        path = Path(output)
+        return path if path.suffix else path.with_name(path.name + SUFFIXES[fmt])
+    if source.startswith("<") or not Path(source).exists():  # "<in memory>", "imagenet"
+        name = "googlenet" if source.startswith("<") else Path(source).name
+        return Path("outputs") / f"{name}{SUFFIXES[fmt]}"
     path = Path(source)
-    name = path.parent.name if path.stem in ("best", "last") and path.parent.name else path.stem
-    return Path(f"{name or 'googlenet'}{SUFFIXES[fmt]}")
+    folder = path if path.is_dir() else path.parent
+    name = folder.name if path.is_dir() or path.stem in ("best", "last") else path.stem
+    target = folder / f"{name or 'googlenet'}{SUFFIXES[fmt]}"
+    return target.with_name(f"{target.stem}-export{target.suffix}") if target == path else target
+
+
+def move_into_place(staged: Path, path: Path, fmt: str) -> None:
+    """The checked export under its final name; an IR's .bin first, so that no reader sees an
+    .xml without its weights."""
+    if fmt == "openvino":
+        os.replace(staged.with_suffix(".bin"), path.with_suffix(".bin"))
+    os.replace(staged, path)
 
 
 def export_onnx(model: GoogLeNet, path: Path, size: int, batch: int | None, opset: int,
@@ -313,35 +347,39 @@ def reload(path: Path, original: Artifact) -> Artifact:
     return loaded
 
 
-def export_model(model: GoogLeNet | Artifact, fmt: str, output: str | Path | None = None, *,
-                 batch: int | None = None, opset: int = DEFAULT_OPSET, check_count: int = 8,
+def export_model(model: GoogLeNet | Artifact, fmt: str | None = None,
+                 output: str | Path | None = None, *, batch: int | None = None,
+                 opset: int = DEFAULT_OPSET, check_count: int = 8,
                  tolerance: float = DEFAULT_TOLERANCE, check_data: DataConfig | None = None,
                  overwrite: bool = False) -> ExportResult:
     """Export a model (its record, `model.artifact`, travels with it) or an artifact that holds
-    weights to `fmt`, then load the file back and compare its metadata and logits with
-    PyTorch's on `check_data`'s images (generated ones without). An existing file is replaced
-    only with `overwrite`."""
+    weights to `fmt` (default: the one `output`'s suffix names, else ONNX), then load the file
+    back and compare its metadata and logits with PyTorch's on `check_data`'s images (generated
+    ones without). The file is written and read back in a staging folder beside `output`, and
+    takes its name only once it has been read back: a file that cannot be read is never left
+    behind, and an existing one is replaced only with `overwrite`."""
     artifact = artifact_of(model) if isinstance(model, GoogLeNet) else model
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    path = check_output(output or default_output(artifact.source, fmt), overwrite)
+    fmt = export_format(fmt, output)
+    path = check_output(output_path(output, artifact.source, fmt), overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     eager = model_from_artifact(artifact, aux_logits=False).cpu().eval()
     metadata = schema.to_metadata(artifact)
     size = artifact.preprocessing.input_size
-    if fmt == "safetensors":
-        save_safetensors(artifact, path)
-    elif fmt == "openvino":
-        export_openvino(inference_model(eager), path, size, batch, opset, metadata)
-    else:
-        with atomic_path(path) as tmp:  # never half a file under the final name
-            if fmt == "onnx":
-                export_onnx(inference_model(eager), tmp, size, batch, opset, metadata)
-            else:
-                export_torchscript(inference_model(eager), tmp, size, batch, metadata)
     images, where = check_images(artifact, check_data, batch or check_count)
     with torch.no_grad():
         expected = eager(images)
-    backend = open_backend(reload(path, artifact))
-    diff = (backend(images) - expected).abs().max().item()
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".tmp-export-") as tmp:
+        staged = Path(tmp) / path.name
+        if fmt == "safetensors":
+            save_safetensors(artifact, staged)
+        elif fmt == "openvino":
+            export_openvino(inference_model(eager), staged, size, batch, opset, metadata)
+        elif fmt == "onnx":
+            export_onnx(inference_model(eager), staged, size, batch, opset, metadata)
+        else:
+            export_torchscript(inference_model(eager), staged, size, batch, metadata)
+        backend = open_backend(reload(staged, artifact))
+        diff = (backend(images) - expected).abs().max().item()
+        del backend  # the runtimes hold the file open
+        move_into_place(staged, path, fmt)
     return ExportResult(path, fmt, diff, tolerance, where)
