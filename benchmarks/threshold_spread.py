@@ -75,7 +75,7 @@ def measure(seed: int, threads: int) -> dict[str, float]:
         torch.set_num_threads(1)  # as the test does (its one_thread fixture)
         with contextlib.redirect_stdout(buffer):
             main(["quantize", "-m", str(run), "--calibration", "digits", "--images", "64",
-                  "--eval-images", "200", "--output", str(Path(work) / "m.onnx"), "--format", "json"])
+                  "--limit", "200", "--output", str(Path(work) / "m.onnx"), "--format", "json"])
         record = json.loads(buffer.getvalue())
         values.update(int8_agreement=record["agreement"], int8_top1_kept=1 - record["top1_drop"])
     return values

@@ -48,14 +48,14 @@ def test_cost_of_a_custom_convolution(capsys):
 
 
 def test_cost_module(capsys):
-    record = run_json(capsys, "cost", "--module", "3a")
+    record = run_json(capsys, "cost", "--layer", "3a")
     assert record["naive_channels"] == 416 and record["reduced_channels"] == 256
-    assert main(["cost", "--module", "4c"]) == 0
+    assert main(["cost", "--layer", "4c"]) == 0
     assert "naive" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["cost", "--module", "9z"], "no Inception module '9z'"),
+    (["cost", "--layer", "9z"], "no Inception module '9z'"),
     (["summary", "--input-size", "20"], "below the minimum 31"),
 ])
 def test_user_errors_exit_2_with_a_message(capsys, argv, message):
@@ -105,3 +105,30 @@ def test_the_model_argument_is_spelled_the_same_everywhere(capsys):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "-m MODEL, --model MODEL" in capsys.readouterr().out.replace(" [MODEL ...]", ""), command
+
+
+# (command line with the old spelling, the old and the new flag, its parsed field, the value)
+RENAMED = [
+    (["cost", "--module", "3a"], "--module", "--layer", "layer", "3a"),
+    (["diagram", "--module", "4a"], "--module", "--layer", "layer", "4a"),
+    (["visualize", "features", "x.png", "-m", "imagenet", "--module", "4c"], "--module", "--layer",
+     "layer", "4c"),
+    (["explain", "x.png", "-m", "imagenet", "--output", "maps"], "--output", "--output-dir",
+     "output_dir", "maps"),
+    (["quantize", "-m", "imagenet", "--calibration", "digits", "--output", "q.onnx",
+      "--eval-images", "20"], "--eval-images", "--limit", "limit", 20),
+]
+
+
+@pytest.mark.parametrize(("argv", "old", "new", "field", "value"), RENAMED, ids=lambda a: str(a))
+def test_old_spellings_work_for_one_release_with_a_note(argv, old, new, field, value, capsys):
+    from googlenet.cli.main import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert getattr(args, field) == value
+    assert f"note: {old} is now {new}" in capsys.readouterr().err
+    command = argv[:2] if argv[0] == "visualize" else argv[:1]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*command, "--help"])
+    help_text = capsys.readouterr().out
+    assert new in help_text and f"{old} " not in help_text.replace(new, "")  # hidden from --help

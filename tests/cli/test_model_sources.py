@@ -62,7 +62,7 @@ def commands(made: dict[str, Path], model: str, out: Path) -> dict[str, list[str
         "export": ["export", "-m", model, "--output", str(out / "x.onnx")],
         "quantize": ["quantize", "-m", model, "--calibration", "digits", "--output", str(out / "q.onnx")],
         "serve": ["serve", "-m", model, "--port", "0"],
-        "explain": ["explain", photo, "-m", model, "--output", str(out / "explain")],
+        "explain": ["explain", photo, "-m", model, "--output-dir", str(out / "explain")],
         "visualize filters": ["visualize", "filters", "-m", model, "--output", str(out / "f.png")],
         "visualize features": ["visualize", "features", photo, "-m", model, "--output", str(out / "m.png")],
         "visualize channel": ["visualize", "channel", "-m", model, "--size", "32", "--steps", "1",

@@ -164,13 +164,14 @@ def test_export_never_replaces_a_file_silently_and_writes_usual_modes(odd_artifa
     assert (source.stat().st_mode & 0o777) == 0o644  # not 0600
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli(capsys, "export", "-m", source, "--to", "torchscript", "--check-images", "2")
-    # Beside its source, not in the working directory; not a checkpoint-like .pt.
-    assert code == 0 and f"wrote {tmp_path / 'odd.torchscript'} (torchscript)" in out
-    assert ((tmp_path / "odd.torchscript").stat().st_mode & 0o777) == 0o644
-    before = (tmp_path / "odd.torchscript").read_bytes()
+    # Under outputs/, not loose in the working directory; not a checkpoint-like .pt.
+    assert code == 0 and "wrote outputs/odd.torchscript (torchscript)" in out
+    written = tmp_path / "outputs" / "odd.torchscript"
+    assert (written.stat().st_mode & 0o777) == 0o644
+    before = written.read_bytes()
     code, _, err = run_cli(capsys, "export", "-m", source, "--to", "torchscript")
     assert code == 2 and "odd.torchscript exists; replace it with --force" in err
-    assert (tmp_path / "odd.torchscript").read_bytes() == before
+    assert written.read_bytes() == before
     code, _, _ = run_cli(capsys, "export", "-m", source, "--to", "torchscript", "--force",
                          "--check-images", "2")
     assert code == 0
@@ -200,9 +201,15 @@ def test_the_format_follows_the_output_suffix_and_no_unreadable_file_is_left(odd
     code, _, err = run_cli(capsys, "export", "-m", source, "--output", tmp_path / "z.onnx")
     assert code == 2 and "unreadable" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # no z.onnx, no staging folder
-    # Without --output, a published name or a model in memory goes under outputs/.
+    # Without --output: in the model's run, else under outputs/.
     from googlenet.deploy.export import output_path
 
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"")
+    assert output_path(None, str(run / "best.pt"), "onnx") == run / "r1.onnx"
+    assert output_path(None, str(run), "onnx") == run / "r1.onnx"
     assert output_path(None, "imagenet", "onnx") == pathlib.Path("outputs/imagenet.onnx")
     assert output_path(None, "<in memory>", "openvino") == pathlib.Path("outputs/googlenet.xml")
-    assert output_path(None, str(source), "safetensors") == tmp_path / "odd-export.safetensors"
+    assert output_path(None, str(source), "safetensors") == pathlib.Path("outputs/odd.safetensors")
+    assert output_path(None, "outputs/odd.onnx", "onnx") == pathlib.Path("outputs/odd-export.onnx")

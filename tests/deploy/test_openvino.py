@@ -86,7 +86,7 @@ def test_openvino_backend_runs_onnx_and_ir_for_evaluate_and_predict(digits_run, 
 def test_nncf_int8_agrees_with_fp32_on_held_out_digits(digits_run, tmp_path, capsys):
     output = tmp_path / "bn.int8.xml"
     code, out, err = run_cli(capsys, "quantize", "-m", digits_run.run_dir, "--engine", "openvino",
-                             "--calibration", "digits", "--images", "64", "--eval-images", "200",
+                             "--calibration", "digits", "--images", "64", "--limit", "200",
                              "--output", output, "--format", "json")
     assert code == 0, err
     record = json.loads(out)

@@ -29,7 +29,7 @@ def run_cli(capsys, *argv):
 def test_int8_agrees_with_fp32_on_held_out_digits(fitted, tmp_path, capsys):
     output = tmp_path / "bn.int8.onnx"
     code, out, _ = run_cli(capsys, "quantize", "-m", fitted, "--calibration", "digits", "--images", "64",
-                           "--eval-images", "200", "--output", output, "--format", "json")
+                           "--limit", "200", "--output", output, "--format", "json")
     record = json.loads(out)
     assert code == 0 and record["eval_images"] == 200 and record["calibration_images"] == 64
     assert "training images of digits" in record["calibrated_on"]  # apart from the validation split
@@ -64,7 +64,7 @@ def test_an_exported_onnx_calibrated_on_a_plain_image_folder(odd_artifact, tmp_p
             image.save(tmp_path / "held" / name / f"{i}.png")
     output = tmp_path / "odd.int8.onnx"
     code, out, _ = run_cli(capsys, "quantize", "-m", fp32, "--calibration", folder, "--images", "6",
-                           "--eval-data", tmp_path / "held", "--eval-images", "6", "--output", output)
+                           "--eval-data", tmp_path / "held", "--limit", "6", "--output", output)
     assert code == 0 and "calibrated on 6 images of" in out and "agreement" in out
     ops = {node.op_type for node in onnx.load(str(output)).graph.node}
     assert "QuantizeLinear" in ops

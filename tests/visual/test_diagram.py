@@ -66,15 +66,22 @@ def test_the_command_writes_png_refuses_to_overwrite_and_names_bad_input(tmp_pat
     assert "exists; replace it with --force" in capsys.readouterr().err
     assert main(["diagram", "--output", str(tmp_path / "net.pdf")]) == 2
     assert "net.pdf: a picture must end in .png or .svg" in capsys.readouterr().err
-    assert main(["diagram", "--module", "6a", "--output", str(tmp_path / "m.png")]) == 2
+    assert main(["diagram", "--layer", "6a", "--output", str(tmp_path / "m.png")]) == 2
     assert "no Inception module '6a'; choose one of 3a" in capsys.readouterr().err
     assert main(["diagram", "--naive", "--output", str(tmp_path / "n.png")]) == 2
     assert not list(tmp_path.glob(".*tmp*"))  # nothing half-written left behind
 
 
+def test_without_output_the_picture_goes_under_outputs(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["diagram", "--layer", "4a", "--naive"]) == 0
+    assert capsys.readouterr().out == "wrote outputs/inception-4a-naive.png\n"
+    assert (tmp_path / "outputs" / "inception-4a-naive.png").is_file()
+
+
 def test_the_command_imports_no_torch(tmp_path):
     """`python -X importtime` lists every module imported: the diagram needs the table only."""
-    argv = ["diagram", "--module", "3a", "--output", str(tmp_path / "3a.svg")]
+    argv = ["diagram", "--layer", "3a", "--output", str(tmp_path / "3a.svg")]
     result = subprocess.run([sys.executable, "-X", "importtime", "-m", "googlenet", *argv],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

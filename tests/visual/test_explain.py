@@ -69,7 +69,7 @@ def test_the_command_writes_one_picture_per_image_and_names_problems(digits_run,
     (tmp_path / "broken.png").write_bytes(b"not a picture")
     out = tmp_path / "maps"
     argv = ["explain", str(tmp_path / "digit.png"), str(tmp_path / "broken.png"), "-m",
-            str(digits_run.run_dir), "--output", str(out), "--layer", "3b"]
+            str(digits_run.run_dir), "--output-dir", str(out), "--layer", "3b"]
     assert main(argv) == 1  # one image failed
     captured = capsys.readouterr()
     written = out / "digit-gradcam-inception3b.png"

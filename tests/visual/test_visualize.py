@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -71,17 +73,31 @@ def test_dream_raises_the_layers_activations_on_the_photograph(digits_model):
     assert dream_gain(model, artifact, "4c") > 1.2  # threshold_spread.md: the measured spread
 
 
+def linked_run(run: Path, to: Path) -> Path:
+    """A run directory of links to the shared test run's files: pictures land in it, not there."""
+    to.mkdir()
+    for file in run.iterdir():
+        (to / file.name).symlink_to(file)
+    return to
+
+
 def test_the_commands_write_pictures_and_print_their_paths(digits_run, pasted_digits, tmp_path, capsys,
                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
     canvas, _ = pasted_digits(6, 0, 0)
     canvas.save("digit.png")
-    model = ["-m", str(digits_run.run_dir)]
+    run = linked_run(digits_run.run_dir, tmp_path / "run")
+    model = ["-m", str(run)]
     assert main(["visualize", "filters", *model]) == 0
-    assert main(["visualize", "features", "digit.png", *model, "--module", "4c", "--output", "f.svg"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out == ["wrote filters.png", "wrote f.svg"]
-    assert Image.open("filters.png").format == "PNG" and "<svg" in (tmp_path / "f.svg").read_text()[:500]
+    assert main(["visualize", "features", "digit.png", *model, "--layer", "4c", "--output", "f.svg"]) == 0
+    assert main(["visualize", "features", "digit.png", "-m", str(run / "best.pt"), "--module", "4c"]) == 0
+    captured = capsys.readouterr()
+    # Without --output, beside the model's run; --module, the old spelling, still works, with a note.
+    assert captured.out.splitlines() == [f"wrote {run / 'filters.png'}", "wrote f.svg",
+                                         f"wrote {run / 'digit-4c-features.png'}"]
+    assert "note: --module is now --layer" in captured.err
+    assert Image.open(run / "filters.png").format == "PNG"
+    assert "<svg" in (tmp_path / "f.svg").read_text()[:500]
     assert main(["visualize", "filters", *model]) == 2
     assert "filters.png exists; replace it with --force" in capsys.readouterr().err
     assert main(["visualize", "channel", *model, "--layer", "3b", "--channel", "480"]) == 2
@@ -93,15 +109,17 @@ def test_channel_and_dream_commands_write_pngs(digits_run, pasted_digits, tmp_pa
     monkeypatch.chdir(tmp_path)
     canvas, _ = pasted_digits(6, 0, 0)
     canvas.save("digit.png")
-    model = ["-m", str(digits_run.run_dir)]
+    run = linked_run(digits_run.run_dir, tmp_path / "run")
+    model = ["-m", str(run)]
     assert main(["visualize", "channel", *model, "--layer", "3b", "--channel", "5", "--size", "32",
                  "--steps", "2"]) == 0
     assert main(["dream", "digit.png", *model, "--octaves", "1", "--steps", "1"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[0] for line in out] == ["wrote channel-3b-5.png", "wrote digit-dream-4c.png"]
+    assert [line.split(":")[0] for line in out] == [f"wrote {run / 'channel-3b-5.png'}",
+                                                    f"wrote {run / 'digit-dream-4c.png'}"]
     assert "inception3b channel 5, mean activation" in out[0] and "(random noise: " in out[0]
-    assert Image.open("channel-3b-5.png").size == (32, 32)
-    assert Image.open("digit-dream-4c.png").size == (64, 64)
+    assert Image.open(run / "channel-3b-5.png").size == (32, 32)
+    assert Image.open(run / "digit-dream-4c.png").size == (64, 64)
 
 
 def test_an_exported_graph_is_refused_by_name(digits_model, monkeypatch, capsys):

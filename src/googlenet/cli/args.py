@@ -7,6 +7,7 @@ start fast; each command imports what it runs inside its `run` function.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from googlenet.arch.table import check_width
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB
@@ -77,3 +78,18 @@ def add_format(p: argparse.ArgumentParser, formats: tuple[str, ...] = FORMATS) -
     """--format: how the command prints its result (text, markdown or json), in every command."""
     p.add_argument("--format", choices=formats, default="text", help="output format")
 
+
+
+def add_renamed(p: argparse.ArgumentParser, old: str, new: str, **kwargs) -> None:
+    """`old`, a spelling of googlenet 0.2 that `new` replaces: still accepted for one release
+    (hidden from --help), with a note on stderr saying what to write instead."""
+
+    class Renamed(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None) -> None:
+            print(f"note: {old} is now {new}; {old} will stop working in the next release",
+                  file=sys.stderr)
+            setattr(namespace, self.dest, values)
+
+    dest = new.lstrip("-").replace("-", "_")
+    p.add_argument(old, dest=kwargs.pop("dest", dest), action=Renamed, help=argparse.SUPPRESS,
+                   **kwargs)

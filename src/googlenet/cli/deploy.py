@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from googlenet.cli.args import add_force, add_format, add_model, add_threads, positive_int
+from googlenet.cli.args import add_force, add_format, add_model, add_renamed, add_threads, positive_int
 from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, QUANTIZE_ENGINES
 from googlenet.formatting import FORMATS as OUTPUT_FORMATS
 
@@ -82,8 +82,9 @@ def add_quantize(subparsers: argparse._SubParsersAction) -> None:
                    help="digits, an image folder or archive (its training split is used), "
                         "or a folder of image files")
     p.add_argument("--images", type=positive_int, default=256, help="calibration images")
-    p.add_argument("--eval-images", type=positive_int, default=500,
+    p.add_argument("--limit", type=positive_int, default=500, metavar="N",
                    help="held-out validation images for the int8-vs-fp32 comparison")
+    add_renamed(p, "--eval-images", "--limit", type=positive_int, metavar="N")
     p.add_argument("--eval-data", metavar="DATA",
                    help="validation data for the comparison (default: the model's)")
     p.add_argument("--output", required=True, metavar="FILE")
@@ -99,7 +100,7 @@ def run_quantize(args: argparse.Namespace) -> int:
     artifact = load_artifact(args.model, preprocess=args.preprocess)
     eval_data = held_out_data(args.eval_data) if args.eval_data else None
     result = quantize_model(artifact, args.output, args.calibration, images=args.images,
-                            eval_images=args.eval_images, eval_data=eval_data,
+                            eval_images=args.limit, eval_data=eval_data,
                             overwrite=args.force, engine=args.engine)
     record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}
     record["top1_drop"] = result.top1_drop

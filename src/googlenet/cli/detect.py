@@ -190,7 +190,8 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
                        "with the boxes drawn, in --output-dir.")
     p.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
     p.add_argument("-m", "--model", required=True, help="a detection run directory")
-    p.add_argument("--output-dir", default="detections", help="where the annotated PNGs go")
+    p.add_argument("--output-dir", metavar="DIR", help="where the annotated PNGs go (default: "
+                   "detections/ in the detection run)")
     p.add_argument("--min-score", type=float, default=0.3, help="boxes drawn (and listed) from this score")
     p.add_argument("--max-proposals", type=positive_int, help="rcnn: proposals per image at most")
     p.add_argument("--cache-dir", help="rcnn: cache proposals here")
@@ -203,10 +204,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from googlenet.detection.evaluate import annotate, detect_files
     from googlenet.detection.metrics import Detections
     from googlenet.inference.predictor import find_images
-    from googlenet.runtime.files import atomic_path, check_output
+    from googlenet.runtime.files import atomic_path, check_output, default_output
 
     set_threads(args.threads)
-    out = Path(args.output_dir)
+    out = Path(args.output_dir or default_output(args.model, "detections"))
     files = find_images(args.images)
     for file in files:  # refused before any work
         check_output(out / f"{file.stem}.detections.png", args.force)

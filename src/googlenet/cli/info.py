@@ -12,7 +12,7 @@ from googlenet.arch.table import (
     get_variant,
     with_width,
 )
-from googlenet.cli.args import add_force, add_format, add_model, positive_int, width
+from googlenet.cli.args import add_force, add_format, add_model, add_renamed, positive_int, width
 
 
 def hwc(text: str) -> tuple[int, int, int]:
@@ -57,9 +57,10 @@ def add_cost(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--kernel", type=positive_int, default=example.kernel)
     p.add_argument("--outputs", type=positive_int, default=example.out_channels)
     p.add_argument("--reduce", type=positive_int, default=example.reduce)
-    p.add_argument("--module", metavar="KEY",
+    p.add_argument("--layer", metavar="KEY",
                    help="compare the naive and reduced Inception module KEY (e.g. 3a)")
-    p.add_argument("--variant", choices=VARIANTS, default="paper", help="for --module")
+    add_renamed(p, "--module", "--layer", metavar="KEY")
+    p.add_argument("--variant", choices=VARIANTS, default="paper", help="for --layer")
     add_format(p)
     p.set_defaults(run=run_cost)
 
@@ -67,8 +68,8 @@ def add_cost(subparsers: argparse._SubParsersAction) -> None:
 def run_cost(args: argparse.Namespace) -> int:
     from googlenet.arch.cost_report import render_module_comparison, render_reduction
 
-    if args.module:
-        print(render_module_comparison(module_comparison(args.module, get_variant(args.variant)),
+    if args.layer:
+        print(render_module_comparison(module_comparison(args.layer, get_variant(args.variant)),
                                        args.format))
     else:
         c = ReductionComparison(*args.input, kernel=args.kernel, out_channels=args.outputs,

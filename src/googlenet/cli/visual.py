@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from googlenet.arch.table import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
-from googlenet.cli.args import add_force, add_model, add_threads, positive_int
+from googlenet.cli.args import add_force, add_model, add_renamed, add_threads, positive_int
+from googlenet.runtime.files import default_output
 from googlenet.visual.options import (
     DEFAULT_DREAM_LAYER,
     DEFAULT_EXPLAIN_LAYER,
@@ -21,16 +22,18 @@ def add_diagram(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "diagram", help="the network (Figure 3) or one Inception module (Figure 2), from the table",
         description="Draw the whole network in the manner of the paper's Figure 3, or one Inception "
-                    "module as Figure 2 (b) (--module), beside the naive module of Figure 2 (a) "
+                    "module as Figure 2 (b) (--layer), beside the naive module of Figure 2 (a) "
                     "(--naive), each box with its filters, output size, params and multiply-adds "
                     "computed from the architecture table.")
     p.add_argument("--variant", choices=VARIANTS, default="paper")
     p.add_argument("--input-size", type=positive_int, default=PAPER_INPUT_SIZE)
     p.add_argument("--num-classes", type=positive_int, default=PAPER_NUM_CLASSES)
-    p.add_argument("--module", metavar="KEY", help="one Inception module (e.g. 4a)")
-    p.add_argument("--naive", action="store_true", help="with --module: Figure 2 (a) beside it")
+    p.add_argument("--layer", metavar="KEY", help="one Inception module (e.g. 4a)")
+    add_renamed(p, "--module", "--layer", metavar="KEY")
+    p.add_argument("--naive", action="store_true", help="with --layer: Figure 2 (a) beside it")
     p.add_argument("--output", metavar="FILE.svg|FILE.png",
-                   help="default: googlenet-VARIANT.png, or inception-KEY.png with --module")
+                   help="default: outputs/googlenet-VARIANT.png, or outputs/inception-KEY.png "
+                        "with --layer")
     add_force(p)
     p.set_defaults(run=run_diagram)
 
@@ -40,13 +43,13 @@ def run_diagram(args: argparse.Namespace) -> int:
     from googlenet.visual.pictures import check_picture_path, save_figure
 
     variant = get_variant(args.variant)
-    if args.naive and not args.module:
-        raise ValueError("--naive draws beside one module: give --module KEY (e.g. 4a)")
-    default = (f"inception-{args.module}{'-naive' if args.naive else ''}.png" if args.module
+    if args.naive and not args.layer:
+        raise ValueError("--naive draws beside one module: give --layer KEY (e.g. 4a)")
+    default = (f"inception-{args.layer}{'-naive' if args.naive else ''}.png" if args.layer
                else f"googlenet-{args.variant}.png")
-    output = check_picture_path(args.output or default, args.force)
-    if args.module:
-        figure = module_figure(args.module, variant, args.input_size, naive=args.naive)
+    output = check_picture_path(args.output or default_output(None, default), args.force)
+    if args.layer:
+        figure = module_figure(args.layer, variant, args.input_size, naive=args.naive)
     else:
         figure = network_figure(variant, args.input_size, args.num_classes)
     print(f"wrote {save_figure(figure, output, overwrite=True)}")
@@ -79,7 +82,7 @@ def read_photo(path: str):
         raise ValueError(f"{path}: {error}") from None
 
 
-def output_in(folder: str, name: str, force: bool) -> Path:
+def output_in(folder: str | Path, name: str, force: bool) -> Path:
     from googlenet.runtime.files import check_output
 
     Path(folder).mkdir(parents=True, exist_ok=True)
@@ -100,7 +103,10 @@ def add_explain(subparsers: argparse._SubParsersAction) -> None:
                         "integrated-gradients works on the input pixels and ignores it")
     p.add_argument("--method", choices=EXPLAIN_METHODS, default="gradcam")
     p.add_argument("--input-size", type=positive_int, help="run at this size (default: the model's)")
-    p.add_argument("--output", default="explanations", metavar="DIR", help="folder for the pictures")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="folder for the pictures (default: explanations/ in the model's run, "
+                        "else in outputs/)")
+    add_renamed(p, "--output", "--output-dir", metavar="DIR")
     add_force(p)
     add_threads(p)
     p.set_defaults(run=run_explain)
@@ -116,6 +122,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.input_size:
         preprocessing = preprocessing.with_size(args.input_size)
     check_explain_options(model, artifact.classes, args)
+    folder = args.output_dir or default_output(args.model, "explanations")
     failed = 0
     for path in find_images(args.images):
         try:
@@ -125,7 +132,7 @@ def run_explain(args: argparse.Namespace) -> int:
             failed += 1
             continue
         layer = "input" if args.method == "integrated-gradients" else model.layer_name(args.layer)
-        output = output_in(args.output, f"{path.stem}-{args.method}-{layer}.png", args.force)
+        output = output_in(folder, f"{path.stem}-{args.method}-{layer}.png", args.force)
         result = explain(model, photo, artifact.classes, preprocessing, target=args.target,
                          layer=args.layer, method=args.method)
         written = save_figure(explanation_figure(result, path.name), output, overwrite=True)
@@ -149,7 +156,8 @@ def add_visualize(subparsers: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", required=True, metavar="WHAT")
     filters = actions.add_parser("filters", help="conv1's 7x7 filters as an image grid")
     add_model(filters)
-    filters.add_argument("--output", default="filters.png", metavar="FILE.png|FILE.svg")
+    filters.add_argument("--output", metavar="FILE.png|FILE.svg",
+                         help="default: filters.png in the model's run, else in outputs/")
     add_force(filters)
     add_threads(filters)
     filters.set_defaults(run=run_filters)
@@ -158,11 +166,13 @@ def add_visualize(subparsers: argparse._SubParsersAction) -> None:
                                   "module for one image (1x1, 3x3, 5x5, pool projection)")
     features.add_argument("image", metavar="IMAGE")
     add_model(features)
-    features.add_argument("--module", default=DEFAULT_FEATURE_MODULE, metavar="KEY",
+    features.add_argument("--layer", default=DEFAULT_FEATURE_MODULE, metavar="KEY",
                           help="an Inception module (3a..5b)")
+    add_renamed(features, "--module", "--layer", metavar="KEY")
     features.add_argument("--input-size", type=positive_int, help="default: the model's")
     features.add_argument("--output", metavar="FILE.png|FILE.svg",
-                          help="default: IMAGE-KEY-features.png, here")
+                          help="default: IMAGE-KEY-features.png in the model's run, else in "
+                               "outputs/")
     add_force(features)
     add_threads(features)
     features.set_defaults(run=run_feature_maps)
@@ -177,7 +187,8 @@ def add_visualize(subparsers: argparse._SubParsersAction) -> None:
     channel.add_argument("--size", type=positive_int, default=128, help="pixels of the square image")
     channel.add_argument("--steps", type=positive_int, default=128)
     channel.add_argument("--seed", type=int, default=0)
-    channel.add_argument("--output", metavar="FILE.png", help="default: channel-LAYER-CHANNEL.png")
+    channel.add_argument("--output", metavar="FILE.png",
+                         help="default: channel-LAYER-CHANNEL.png in the model's run, else in outputs/")
     add_force(channel)
     add_threads(channel)
     channel.set_defaults(run=run_channel)
@@ -188,7 +199,8 @@ def run_filters(args: argparse.Namespace) -> int:
     from googlenet.visual.pictures import save_figure
 
     model, artifact = load_for_pictures(args)
-    print(f"wrote {save_figure(filters_figure(model, artifact.source), args.output, args.force)}")
+    output = args.output or default_output(args.model, "filters.png")
+    print(f"wrote {save_figure(filters_figure(model, artifact.source), output, args.force)}")
     return 0
 
 
@@ -201,10 +213,11 @@ def run_feature_maps(args: argparse.Namespace) -> int:
     preprocessing = artifact.preprocessing
     if args.input_size:
         preprocessing = preprocessing.with_size(args.input_size)
-    view, maps = branch_maps(model, photo, preprocessing, args.module)
-    name = model.layer_name(args.module)
+    view, maps = branch_maps(model, photo, preprocessing, args.layer)
+    name = model.layer_name(args.layer)
     figure = features_figure(view, maps, f"{Path(args.image).name}: {name}, branch by branch")
-    output = args.output or f"{Path(args.image).stem}-{args.module}-features.png"
+    output = args.output or default_output(args.model,
+                                           f"{Path(args.image).stem}-{args.layer}-features.png")
     print(f"wrote {save_figure(figure, output, args.force)}")
     return 0
 
@@ -216,7 +229,8 @@ def run_channel(args: argparse.Namespace) -> int:
     from googlenet.visual.optimize import ChannelSettings, channel_activation, channel_image
     from googlenet.visual.pictures import check_picture_path, save_image
 
-    output = check_picture_path(args.output or f"channel-{args.layer}-{args.channel}.png", args.force,
+    default = f"channel-{args.layer}-{args.channel}.png"
+    output = check_picture_path(args.output or default_output(args.model, default), args.force,
                                 (".png",))
     model, artifact = load_for_pictures(args)
     settings = ChannelSettings(size=args.size, steps=args.steps, seed=args.seed)
@@ -246,7 +260,8 @@ def add_dream(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=positive_int, default=10, help="per octave")
     p.add_argument("--max-side", type=positive_int, default=320,
                    help="the photograph is shrunk to this first (pixels)")
-    p.add_argument("--output", metavar="FILE.png", help="default: IMAGE-dream-LAYER.png, here")
+    p.add_argument("--output", metavar="FILE.png",
+                   help="default: IMAGE-dream-LAYER.png in the model's run, else in outputs/")
     add_force(p)
     add_threads(p)
     p.set_defaults(run=run_dream)
@@ -256,8 +271,9 @@ def run_dream(args: argparse.Namespace) -> int:
     from googlenet.visual.optimize import DreamSettings, dream
     from googlenet.visual.pictures import check_picture_path, save_image
 
-    output = check_picture_path(args.output or f"{Path(args.image).stem}-dream-{args.layer}.png",
-                                args.force, (".png",))
+    default = f"{Path(args.image).stem}-dream-{args.layer}.png"
+    output = check_picture_path(args.output or default_output(args.model, default), args.force,
+                                (".png",))
     photo = read_photo(args.image)
     model, artifact = load_for_pictures(args)
     settings = DreamSettings(max_side=args.max_side, octaves=args.octaves, steps=args.steps)

@@ -36,7 +36,7 @@ from googlenet.errors import ConfigError, DataError, ModelSourceError
 from googlenet.inference.backends import open_backend
 from googlenet.model.layers import ConvUnit
 from googlenet.model.network import GoogLeNet
-from googlenet.runtime.files import check_output
+from googlenet.runtime.files import OUTPUTS, check_output, output_folder
 from googlenet.weights.sources import load_artifact
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -236,20 +236,16 @@ def export_format(fmt: str | None, output: str | Path | None) -> str:
 
 
 def output_path(output: str | Path | None, source: str, fmt: str) -> Path:
-    """`output` (given the format's suffix when it has none); without one, beside the model's run
-    or file (runs/x/best.pt -> runs/x/x.onnx), or under outputs/ for a published name or a model
-    in memory: never into whatever the working directory is."""
+    """`output` (given the format's suffix when it has none); without one, in the model's run
+    (runs/x/best.pt -> runs/x/x.onnx), else under outputs/ (runtime.files.output_folder)."""
     if output is not None:
         path = Path(output)
         return path if path.suffix else path.with_name(path.name + SUFFIXES[fmt])
-    if source.startswith("<") or not Path(source).exists():  # "<in memory>", "imagenet"
-        name = "googlenet" if source.startswith("<") else Path(source).name
-        return Path("outputs") / f"{name}{SUFFIXES[fmt]}"
-    path = Path(source)
-    folder = path if path.is_dir() else path.parent
-    name = folder.name if path.is_dir() or path.stem in ("best", "last") else path.stem
+    folder = output_folder(source)
+    in_memory = source.startswith("<")  # "<in memory>", "<new>": no file to name it after
+    name = folder.name if folder != OUTPUTS else "googlenet" if in_memory else Path(source).stem
     target = folder / f"{name or 'googlenet'}{SUFFIXES[fmt]}"
-    return target.with_name(f"{target.stem}-export{target.suffix}") if target == path else target
+    return target.with_name(f"{target.stem}-export{target.suffix}") if target == Path(source) else target
 
 
 def move_into_place(staged: Path, path: Path, fmt: str) -> None:
