@@ -9,7 +9,17 @@ from __future__ import annotations
 
 
 class GoogLeNetError(Exception):
-    """Base class of every error the library raises on purpose."""
+    """Base class of every error the library raises on purpose.
+
+    `setting`: the text in the message that names the library setting which resolves it
+    ("overwrite=True"); the command line shows its own flag in its place (cli.main).
+    """
+
+    setting: str | None = None
+
+    def __init__(self, *args: object, setting: str | None = None) -> None:
+        super().__init__(*args)
+        self.setting = setting
 
 
 class ConfigError(GoogLeNetError, ValueError):
@@ -32,6 +42,10 @@ class ModelSourceError(GoogLeNetError, ValueError):
 
 class SchemaError(ModelSourceError):
     """Model metadata of an unknown or newer schema version, or malformed."""
+
+
+class MissingExtra(GoogLeNetError, ImportError):
+    """An optional dependency is not installed; the message gives the `pip install` line."""
 
 
 class NotFound(GoogLeNetError, FileNotFoundError):

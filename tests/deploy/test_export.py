@@ -148,6 +148,8 @@ def test_export_takes_a_weights_file_with_its_preprocessing_stated(tmp_path, cap
     onnx_path = tmp_path / "tv.onnx"
     code, _, err = run_cli(capsys, "export", "-m", pth, "--output", onnx_path)
     assert code == 2 and "bare state dict" in err and not onnx_path.exists()
+    # The command line names its flag, never the Python setting.
+    assert "State it with --preprocess imagenet|inception|caffe (" in err and "preprocess=" not in err
     code, out, _ = run_cli(capsys, "export", "-m", pth, "--preprocess", "inception",
                            "--output", onnx_path, "--check-images", "2")
     assert code == 0 and "max abs logit difference" in out

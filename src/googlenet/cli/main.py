@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from googlenet import __version__
 from googlenet.cli import deploy, detect, inference, info, serve, train, visual
 from googlenet.errors import GoogLeNetError
+from googlenet.extras import require_extra
 
 EXIT_USER_ERROR = 2
+# A library setting named in an error message -> the flag that sets it on the command line.
+FLAGS = {"overwrite": "--force", "preprocess": "--preprocess"}
 COMMANDS = (*info.COMMANDS[:2], *train.COMMANDS, *inference.COMMANDS, info.add_weights,
             *deploy.COMMANDS, *serve.COMMANDS, *detect.COMMANDS, *visual.COMMANDS)
 
@@ -51,16 +54,42 @@ def apply_thread_policy(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
 
 
+def needed_extras(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(extra, what needs it) for what `args` asks: checked before any work, so that a missing
+    optional dependency is one line naming its `pip install`, never a traceback or a late failure
+    (a detection run that trains for an hour and cannot score itself)."""
+    needs = {"serve": ("serve", "googlenet serve"), "explain": ("explain", "googlenet explain"),
+             "detect": ("detect", "googlenet detect")}
+    extras = [needs[args.command]] if args.command in needs else []
+    choices = (getattr(args, name, None) for name in ("backend", "engine", "to"))
+    if "openvino" in choices or str(getattr(args, "output", "") or "").lower().endswith(".xml"):
+        extras.append(("openvino", "OpenVINO"))
+    if str(getattr(args, "output", "") or "").lower().endswith(".parquet"):
+        extras.append(("parquet", "writing .parquet"))
+    return extras
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        for extra, purpose in needed_extras(args):
+            require_extra(extra, purpose)
         apply_thread_policy(args)
         return args.run(args)
     except (GoogLeNetError, ValueError, FileNotFoundError) as error:
-        # one line: a message may quote a file's own text
-        message = " ".join(str(error).split())
-        print(f"googlenet {command_name(args)}: error: {message}", file=sys.stderr)
+        print(f"googlenet {command_name(args)}: error: {cli_message(error)}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def cli_message(error: Exception) -> str:
+    """One line (a message may quote a file's own text) that names flags, not Python settings."""
+    message = str(error)
+    setting = getattr(error, "setting", None)
+    if setting:  # overwrite=True -> --force; preprocess="a" | "b" -> --preprocess a|b
+        name, _, value = setting.partition("=")
+        values = "" if value == "True" else " " + value.replace('"', "").replace(" | ", "|")
+        message = message.replace(setting, FLAGS[name] + values)
+    return " ".join(message.split())
 
 
 def command_name(args: argparse.Namespace) -> str:

@@ -33,6 +33,7 @@ from googlenet.data.subsets import evenly_spaced
 from googlenet.data.transforms import eval_transform
 from googlenet.deploy.options import DEFAULT_OPSET, DEFAULT_TOLERANCE, FORMATS, SUFFIXES
 from googlenet.errors import ConfigError, DataError, ModelSourceError
+from googlenet.extras import require_extra
 from googlenet.inference.backends import open_backend
 from googlenet.model.layers import ConvUnit
 from googlenet.model.network import GoogLeNet
@@ -291,6 +292,7 @@ def export_openvino(model: GoogLeNet, path: Path, size: int, batch: int | None, 
                     metadata: dict[str, str]) -> None:
     """Write an OpenVINO IR (`path` .xml and its .bin), converted from an ONNX export with LRN
     as one operator; the metadata in the IR's rt_info."""
+    require_extra("openvino", "OpenVINO export")
     import openvino as ov
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,6 +39,7 @@ from googlenet.data.trees import find_splits, open_tree, split_from_tree, train_
 from googlenet.deploy.export import dataset_images, export_model, set_onnx_metadata
 from googlenet.deploy.options import QUANTIZE_ENGINES, SUFFIXES
 from googlenet.errors import DataError, ModelSourceError, NotFound
+from googlenet.extras import require_extra
 from googlenet.inference.backends import OnnxBackend, OpenVinoBackend
 from googlenet.inference.metrics import Accuracy
 from googlenet.model.network import GoogLeNet
@@ -158,6 +159,7 @@ def quantize_onnx(fp32_path: Path, output: Path, calibration: Tensor, per_channe
 
 def quantize_openvino(fp32_path: Path, output: Path, calibration: Tensor) -> Path:
     """fp32 IR or .onnx -> int8 IR with NNCF, calibrated on `calibration`, metadata carried over."""
+    require_extra("openvino", "int8 quantization with OpenVINO")
     import nncf
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
 

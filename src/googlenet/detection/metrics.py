@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from googlenet.extras import import_extra
+
 
 @dataclass
 class Detections:
@@ -78,13 +80,8 @@ def coco_dicts(truth: list[GroundTruth], detections: list[Detections], num_class
 
 def coco_map(truth: list[GroundTruth], detections: list[Detections], num_classes: int) -> CocoScores:
     """pycocotools' COCOeval (bbox) over the images; its printing is kept out of our output."""
-    try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
-    except ImportError:
-        from googlenet.errors import ConfigError
-
-        raise ConfigError("mAP needs pycocotools: pip install 'googlenet[detect]'") from None
+    COCO = import_extra("pycocotools.coco", "detect", "mAP").COCO
+    COCOeval = import_extra("pycocotools.cocoeval", "detect", "mAP").COCOeval
     dataset, results = coco_dicts(truth, detections, num_classes)
     if not results or not dataset["annotations"]:
         return CocoScores(0.0, 0.0, 0.0, (0.0,) * 12)

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from googlenet.errors import ConfigError
+from googlenet.extras import import_extra
 from googlenet.runtime.files import atomic_path
 
 
@@ -56,13 +57,9 @@ MIN_SIDE = 4.0  # proposals thinner than this (pixels, original image) are dropp
 
 
 def require_opencv():
-    try:
-        import cv2
-        from cv2.ximgproc import segmentation  # noqa: F401 - only in opencv-contrib
-    except ImportError:
-        raise ConfigError("Selective Search needs OpenCV's contrib modules: "
-                          "pip install 'googlenet[detect]' (opencv-contrib-python-headless)") from None
-    return cv2
+    # cv2.ximgproc: only in opencv-contrib (not with opencv-python beside it)
+    import_extra("cv2.ximgproc.segmentation", "detect", "Selective Search (OpenCV's contrib modules)")
+    return import_extra("cv2", "detect", "Selective Search")
 
 
 def setting_named(name: str) -> SearchSetting:

@@ -23,6 +23,7 @@ from torch import Tensor
 from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.record import Artifact
 from googlenet.errors import ModelSourceError, NotFound
+from googlenet.extras import require_extra
 from googlenet.inference.options import BACKENDS
 from googlenet.runtime import openvino as openvino_runtime
 
@@ -125,8 +126,7 @@ class OpenVinoBackend:
     device = torch.device("cpu")
 
     def __init__(self, path: str | Path, threads: int | None = None, precision: str = "f32") -> None:
-        if importlib.util.find_spec("openvino") is None:
-            raise ModelSourceError("the openvino backend needs OpenVINO: pip install 'googlenet[openvino]'")
+        require_extra("openvino", "the openvino backend")
         self.path = Path(path)
         if not self.path.is_file():
             raise NotFound(f"model {self.path} does not exist")
@@ -192,7 +192,6 @@ def is_quantized_onnx(path: str | Path) -> bool:
 
 
 def installed(module: str) -> bool:
-    import importlib.util
 
     return importlib.util.find_spec(module) is not None
 

@@ -13,6 +13,7 @@ import torch
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB
 from googlenet.data.transforms import eval_transform
 from googlenet.errors import DataError, ModelSourceError
+from googlenet.extras import require_extra
 from googlenet.inference.backends import TorchBackend
 from googlenet.inference.options import FEATURE_SUFFIXES as OUTPUT_SUFFIXES
 from googlenet.inference.options import POOLS
@@ -82,11 +83,9 @@ def save_features(features: Features, path: Path) -> None:
         with atomic_path(files_list_path(path)) as tmp:
             tmp.write_text("".join(f + "\n" for f in features.files))
         return
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise ValueError("writing .parquet needs pyarrow: pip install 'googlenet[parquet]'") from None
+    require_extra("parquet", "writing .parquet")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     flat = features.values.reshape(len(features.values), -1)
     table = pa.table({"file": features.files, "features": list(flat)},
                      metadata={"layer": features.layer, "shape": str(features.values.shape[1:])})

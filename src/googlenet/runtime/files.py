@@ -74,8 +74,8 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
     """`path`, unless a file is there and replacing it was not asked for."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise OutputExists(f"{path} exists; replace it with --force (overwrite=True), or choose "
-                           "another output")
+        raise OutputExists(f"{path} exists; replace it with overwrite=True, or choose another "
+                           "output", setting="overwrite=True")
     return path
 
 

@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from googlenet.extras import require_extra
+
 
 class StackT(ctypes.Structure):
     """Linux's stack_t (sigaltstack(2)); other systems order the fields differently."""
@@ -56,6 +58,7 @@ def signal_stack_kept() -> Iterator[None]:
 
 @functools.cache
 def core() -> Any:  # openvino.Core; the import stays lazy (an optional dependency)
+    require_extra("openvino", "OpenVINO")
     import openvino as ov
 
     return ov.Core()

@@ -34,6 +34,7 @@ from googlenet.artifact.build import artifact_of
 from googlenet.data.preprocessing import Preprocessing
 from googlenet.data.transforms import Normalize, as_pil, to_float
 from googlenet.errors import ConfigError
+from googlenet.extras import require_extra
 from googlenet.model.network import GoogLeNet
 from googlenet.visual.options import DEFAULT_EXPLAIN_LAYER, EXPLAIN_METHODS
 
@@ -57,10 +58,7 @@ class Explanation:
 
 
 def require_captum() -> None:
-    try:
-        import captum  # noqa: F401
-    except ImportError:
-        raise ConfigError("explanations need Captum: pip install 'googlenet[explain]'") from None
+    require_extra("explain", "explanations")
 
 
 def model_view(image: Image.Image, preprocessing: Preprocessing) -> tuple[Image.Image, Tensor]:

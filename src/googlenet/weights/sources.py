@@ -207,11 +207,12 @@ def from_state_dict(state: Any, source: str, sha256: str, preprocess: Preprocess
     if published is not None and preprocess is None:
         preprocess = published.preprocess
     if preprocess is None:
+        stated = "preprocess=" + " | ".join(f'"{name}"' for name in PRESETS)
         raise ModelSourceError(
             f"{source} is a bare state dict: it does not say how its input was preprocessed. "
-            f"State it: one of {', '.join(PRESETS)} (imagenet: torchvision's ImageNet mean and std; "
+            f"State it with {stated} (imagenet: torchvision's ImageNet mean and std; "
             "inception: (x - 0.5) / 0.5, torchvision's transform_input; caffe: BVLC's 0-255 mean "
-            "subtraction), or a Preprocessing record")
+            "subtraction), or a Preprocessing record", setting=stated)
     preprocessing = resolve_preprocess(preprocess)
     classes = imagenet_classes() if num_classes == 1000 else tuple(str(i) for i in range(num_classes))
     return Artifact(variant, classes, preprocessing, aux_logits=has_aux_weights(state),
