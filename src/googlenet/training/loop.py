@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from googlenet.artifact import schema
+from googlenet.artifact import rundir, schema
 from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.data.config import preprocessing, with_preprocessing
@@ -249,7 +249,7 @@ def resolve_init_from(config: TrainConfig) -> tuple[TrainConfig, Artifact | None
         return config, None
     if config.model.weights:
         raise ConfigError("--init-from and --weights both give the starting weights: choose one")
-    run_config = Path(source) / "config.yaml"
+    run_config = Path(source) / rundir.CONFIG
     if run_config.is_file():
         other = load_recipe(str(run_config))  # a run's record reads as a recipe
         asked = config.run.init_seed
@@ -335,7 +335,7 @@ def save_run_checkpoint(run_dir: Path, name: str, state: dict[str, Any]) -> None
 
 def resume_state(resume: str | Path) -> tuple[dict[str, Any], Path]:
     path = Path(resume)
-    checkpoint = path / "last.pt" if path.is_dir() else path
+    checkpoint = rundir.last_checkpoint(path) if path.is_dir() else path
     if not checkpoint.exists():
         raise FileNotFoundError(f"nothing to resume: {checkpoint} does not exist")
     return load_checkpoint(checkpoint), checkpoint.parent
@@ -520,8 +520,8 @@ def absolute_paths(config: TrainConfig) -> TrainConfig:
 
 
 def new_run_dir(path: Path) -> Path:
-    if (path / "last.pt").exists():
-        raise ConfigError(f"{path} already holds a run (last.pt); resume it, or choose another "
+    if rundir.last_checkpoint(path).exists():
+        raise ConfigError(f"{path} already holds a run ({rundir.LAST}); resume it, or choose another "
                           "output directory")
     return path
 
@@ -685,11 +685,11 @@ class EpochLoop:
                   else "max_steps")
         state = self.checkpoint()
         if self.info.is_main:
-            save_run_checkpoint(self.run_dir, "last.pt", state)
+            save_run_checkpoint(self.run_dir, rundir.LAST, state)
             why = {"signal": "on a stop signal", "budget": "at the end of its time budget",
                    "max_steps": f"at the step limit of this call ({self.max_steps})"}[reason]
             self.hooks.on_message(f"stopped {why} at step {self.progress.step}, in epoch "
-                                  f"{self.progress.epoch + 1}; last.pt saved in {self.run_dir}")
+                                  f"{self.progress.epoch + 1}; {rundir.LAST} saved in {self.run_dir}")
         barrier(self.info)
         return self.result(reason)
 
@@ -714,6 +714,6 @@ class EpochLoop:
             # best.pt first: a kill between the two writes leaves best.pt at this epoch and
             # last.pt at the one before, which the resume redoes; never last.pt ahead of best.pt.
             if is_best:
-                save_run_checkpoint(self.run_dir, "best.pt", state)
-            save_run_checkpoint(self.run_dir, "last.pt", state)
+                save_run_checkpoint(self.run_dir, rundir.BEST, state)
+            save_run_checkpoint(self.run_dir, rundir.LAST, state)
         barrier(self.info)
