@@ -192,7 +192,7 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     sections = {name: build_section(cls, values.get(name) or {}, name)
                 for name, cls in SECTION_TYPES.items()}
     config = TrainConfig(**sections)
-    validate(config)
+    check_config(config)
     return config
 
 
@@ -214,7 +214,8 @@ def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
     return config_from_dict(values)
 
 
-def validate(config: TrainConfig) -> None:
+def check_config(config: TrainConfig) -> None:
+    """A ConfigError naming the first field whose value is out of range or not a choice."""
     for section, cls in SECTION_TYPES.items():
         for f in fields(cls):
             allowed = f.metadata.get("choices")
