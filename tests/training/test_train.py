@@ -46,9 +46,10 @@ def test_a_run_writes_its_files(digits_run):
         assert isinstance(records[-1][key], (int, float)), key
     assert records[-1]["val_images"] == 359  # digits: a fixed 20% validation split
     state = load_checkpoint(run / "last.pt")  # weights_only=True inside
-    for key in ("model", "ema", "optimizer", "scheduler", "scaler", "progress", "rng", "config",
+    for key in ("model", "ema", "optimizer", "scheduler", "scaler", "progress", "rng_per_rank", "config",
                 "classes", "artifact"):
         assert key in state, key
+    assert "rng" not in state  # every rank's, under rng_per_rank only
     assert state["classes"] == [str(d) for d in range(10)]
     assert state["progress"]["epoch"] == 4
 

@@ -305,7 +305,6 @@ def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConf
         "scheduler": parts.scheduler.state_dict(),
         "scaler": parts.scaler.state_dict(),
         "progress": dataclasses.asdict(progress),
-        "rng": rng_per_rank[0],
         "rng_per_rank": rng_per_rank,
         "threads": threads,
         "config": config_to_dict(config),
@@ -357,7 +356,8 @@ def config_for_resume(state: dict[str, Any], overrides: Callable[[TrainConfig], 
 
 
 def restore_rng_of_rank(state: dict[str, Any], info: DistInfo, hooks: Hooks) -> None:
-    """Each process continues its own random stream, when the run has as many processes."""
+    """Each process continues its own random stream, when the run has as many processes.
+    Checkpoints written before every rank's state was kept hold rank 0's alone, under "rng"."""
     per_rank = state.get("rng_per_rank") or [state["rng"]]
     if len(per_rank) == info.world_size:
         restore_rng(per_rank[info.rank])
