@@ -20,7 +20,7 @@ from googlenet.runtime.distributed import DistInfo
 from googlenet.training.checkpoint import load_checkpoint, save_checkpoint
 from googlenet.training.config import load_recipe, resolve_optim, with_overrides
 from googlenet.training.engine import EpochLimits, Progress, train_one_epoch
-from googlenet.training.loop import build_parts, make_model, save_run_checkpoint, train
+from googlenet.training.loop import build_parts, make_model, resume, save_run_checkpoint, train
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -80,7 +80,7 @@ def test_resume_continues_exactly_with_workers(tmp_path):
     settings = dict(in_memory=False, workers="2", policy="paper", batch_size="16")
     train(config(tmp_path / "straight", **settings), max_steps=6)
     train(config(tmp_path / "split", **settings), max_steps=3)
-    train(config(tmp_path / "split"), resume=tmp_path / "split" / "run", max_steps=6)
+    resume(tmp_path / "split" / "run", max_steps=6)
     straight, straight_state = weights(tmp_path / "straight" / "run" / "last.pt")
     split, split_state = weights(tmp_path / "split" / "run" / "last.pt")
     assert straight_state["progress"] == split_state["progress"]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any
 
-from googlenet.training.config import SECTION_TYPES, TrainConfig, field_types, recipe_names
+from googlenet.training.config import SECTION_TYPES, field_types, recipe_names
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by a signal; --resume continues
 EXIT_MAX_STEPS = 0  # a --max-steps stop is the limit asked for, not a failure
@@ -133,22 +133,21 @@ def console(quiet: bool):
 
 def run_train(args: argparse.Namespace) -> int:
     from googlenet.training.config import field_owner, load_recipe, with_overrides
-    from googlenet.training.loop import train
+    from googlenet.training.loop import resume, train
 
     owner = field_owner()
     overrides = {name: value for name, value in vars(args).items() if name in owner}
-
-    def apply(config: TrainConfig) -> TrainConfig:
-        return with_overrides(config, overrides)
-
-    recipe = args.recipe or default_recipe(overrides)
-    config = apply(load_recipe(recipe)) if not args.resume else TrainConfig()
     stop = StopSignals()
-    show = console(config.run.quiet or overrides.get("quiet", False))
-    callbacks = [show]  # the run sets its own threads (run.threads, run.follow_free_cores)
     with stop.installed():  # from the start, so that an early Ctrl-C still ends cleanly
-        result = train(config, resume=args.resume, overrides=apply, callbacks=callbacks,
-                       should_stop=stop, max_steps=args.max_steps)
+        if args.resume:  # the run's saved configuration, the flags given on top
+            show = console(overrides.get("quiet", False))
+            result = resume(args.resume, overrides=overrides, callbacks=[show], should_stop=stop,
+                            max_steps=args.max_steps)
+        else:
+            config = with_overrides(load_recipe(args.recipe or default_recipe(overrides)), overrides)
+            show = console(config.run.quiet)
+            # the run sets its own threads (run.threads, run.follow_free_cores)
+            result = train(config, callbacks=[show], should_stop=stop, max_steps=args.max_steps)
     if result.stop_reason != "completed":
         print(f"continue with: googlenet train --resume {result.run_dir}", flush=True)
     return EXIT_INTERRUPTED if result.stop_reason == "signal" else EXIT_MAX_STEPS

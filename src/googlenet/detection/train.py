@@ -218,7 +218,7 @@ def count_regions(folder: Path) -> int:
 
 def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed: bool,
                on_message: Callable[[str], None], should_stop: Callable[[], bool], max_steps: int) -> str:
-    from googlenet.training.loop import Callback, train
+    from googlenet.training.loop import Callback, resume, train
 
     regions = run_dir / rundir.REGIONS
     deadline = time.perf_counter() + 60 * config.minutes if config.minutes > 0 else None
@@ -246,18 +246,13 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
         def on_message(self, message: str) -> None:
             on_message(message)
 
-    def overrides(saved):
-        from googlenet.training.config import with_overrides
-
+    call = dict(callbacks=[Relay()], should_stop=should_stop, max_steps=max_steps, deadline=deadline)
+    if resumed:
         asked = {k: v for k, v in (("epochs", config.epochs), ("batch_size", config.batch_size),
                                    ("lr", config.lr), ("threads", config.threads or None))
                  if v is not None}
-        return with_overrides(saved, asked) if asked else saved
-
-    result = train(train_config, resume=run_dir if resumed else None,
-                   overrides=overrides if resumed else (lambda c: c),
-                   callbacks=[Relay()], should_stop=should_stop, max_steps=max_steps, deadline=deadline)
-    return result.stop_reason
+        return resume(run_dir, overrides=asked, **call).stop_reason
+    return train(train_config, **call).stop_reason
 
 
 # --- Faster R-CNN (on GoogLeNet, or the peer) by the detection loop.

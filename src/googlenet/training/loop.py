@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ from googlenet.training.config import (
     dump_yaml,
     load_recipe,
     resolve_optim,
+    with_overrides,
 )
 from googlenet.training.engine import (
     AuxForward,
@@ -332,21 +333,30 @@ def save_run_checkpoint(run_dir: Path, name: str, state: dict[str, Any]) -> None
     save_checkpoint(run_dir / name, state)
 
 
-def resume_state(resume: str | Path) -> tuple[dict[str, Any], Path]:
-    path = Path(resume)
+def checkpoint_to_resume(run: str | Path) -> Path:
+    """A run directory's last.pt, or the checkpoint file given."""
+    path = Path(run)
     checkpoint = rundir.last_checkpoint(path) if path.is_dir() else path
     if not checkpoint.exists():
         raise FileNotFoundError(f"nothing to resume: {checkpoint} does not exist")
-    return load_checkpoint(checkpoint), checkpoint.parent
+    return checkpoint
 
 
 ARCHITECTURE_FIELDS = ("variant", "aux_logits")  # what a resumed run cannot change
 
 
-def config_for_resume(state: dict[str, Any], overrides: Callable[[TrainConfig], TrainConfig]
-                      ) -> TrainConfig:
-    saved = config_from_dict(state["config"])
-    config = overrides(saved)
+def config_for_resume(state: dict[str, Any],
+                      overrides: Mapping[str, Any] | Callable[[TrainConfig], TrainConfig] | None,
+                      where: str | None = None) -> TrainConfig:
+    """The run's saved configuration with `overrides` (flat fields, or a function) on top;
+    the network's fields keep their saved values."""
+    saved = config_from_dict(state["config"], where)
+    if overrides is None:
+        config = saved
+    elif isinstance(overrides, Mapping):
+        config = with_overrides(saved, dict(overrides))
+    else:
+        config = overrides(saved)
     for name in ARCHITECTURE_FIELDS:
         before, after = getattr(saved.model, name), getattr(config.model, name)
         if before != after:
@@ -455,32 +465,60 @@ def summary_line(record: dict[str, Any], epochs: int, train: EpochResult) -> str
     return line
 
 
-def train(config: TrainConfig, *, resume: str | Path | None = None,
-          overrides: Callable[[TrainConfig], TrainConfig] = lambda c: c,
+def train(config: TrainConfig, *, weights: str | Path | Artifact | None = None,
           callbacks: Sequence[Callback] = (), should_stop: Callable[[], bool] = lambda: False,
           max_steps: int = 0, deadline: float | None = None) -> TrainResult:
-    """Train as `config` says; with `resume` (a run directory or checkpoint) continue that run.
+    """Train a new run as `config` says.
 
-    With `resume`, the run's saved configuration is used, with `overrides` applied on top
-    (for example more epochs). `should_stop` is asked after every step: when it answers
-    True, the run saves last.pt and returns with stop_reason "signal". `max_steps` (this
-    call only, not part of the run's configuration): save and return with stop_reason
-    "max_steps" once the run reaches that optimizer step. `deadline` (a `time.perf_counter()`
-    time, this call only): save and return with stop_reason "budget" once it has passed.
+    `weights`: start from these weights (fine-tuning): a model source (a published name, a
+    run directory, a weights file) or an Artifact; default: the configuration's
+    `model.weights`. `should_stop` is asked after every step: when it answers True, the run
+    saves last.pt and returns with stop_reason "signal". `max_steps` (this call only, not
+    part of the run's configuration): save and return with stop_reason "max_steps" once the
+    run reaches that optimizer step. `deadline` (a `time.perf_counter()` time, this call
+    only): save and return with stop_reason "budget" once it has passed.
     """
-    state, run_dir = resume_state(resume) if resume else (None, None)
-    weights = initial = None
-    if state is not None:
-        config = config_for_resume(state, overrides)
+    config = with_weights_source(config, weights)
+    config, initial = resolve_init_from(config)
+    if isinstance(weights, Artifact):
+        start: Artifact | None = weights
     else:
-        config, initial = resolve_init_from(config)
-        weights = load_artifact(config.model.weights) if config.model.weights else None
-        config = resolve_variant(config, weights)
-        if weights is not None:
-            config = apply_weights_preprocessing(config, weights)
-        config = absolute_paths(config)  # a run's records hold where its data is from anywhere
-        if config.run.output:
-            run_dir = new_run_dir(Path(config.run.output))
+        start = load_artifact(config.model.weights) if config.model.weights else None
+    config = resolve_variant(config, start)
+    if start is not None:
+        config = apply_weights_preprocessing(config, start)
+    config = absolute_paths(config)  # a run's records hold where its data is from anywhere
+    if isinstance(weights, Artifact):  # not a path: recorded as it names itself
+        config = dataclasses.replace(config, model=dataclasses.replace(config.model,
+                                                                       weights=weights.source))
+    run_dir = new_run_dir(Path(config.run.output)) if config.run.output else None
+    return _launch(config, None, run_dir, start, initial, callbacks, should_stop, max_steps, deadline)
+
+
+def resume(run_dir: str | Path, *,
+           overrides: Mapping[str, Any] | Callable[[TrainConfig], TrainConfig] | None = None,
+           callbacks: Sequence[Callback] = (), should_stop: Callable[[], bool] = lambda: False,
+           max_steps: int = 0, deadline: float | None = None) -> TrainResult:
+    """Continue the run in `run_dir` (a run directory, or a checkpoint file) exactly.
+
+    The run's saved configuration is used, with `overrides` on top (for example more
+    epochs): flat fields as `training.config.with_overrides` takes them ({"epochs": 40}), or
+    a function of the saved configuration. The network's fields (model.variant,
+    model.aux_logits) cannot change. `callbacks`, `should_stop`, `max_steps` and `deadline`
+    as for `train`.
+    """
+    checkpoint = checkpoint_to_resume(run_dir)
+    state = load_checkpoint(checkpoint)
+    config = config_for_resume(state, overrides, str(checkpoint))
+    return _launch(config, state, checkpoint.parent, None, None, callbacks, should_stop, max_steps,
+                   deadline)
+
+
+def _launch(config: TrainConfig, state: dict[str, Any] | None, run_dir: Path | None,
+            weights: Artifact | None, initial: Artifact | None, callbacks: Sequence[Callback],
+            should_stop: Callable[[], bool], max_steps: int, deadline: float | None) -> TrainResult:
+    """The device, the processes and the run directory's lock around `_train`; the caller's
+    thread count comes back afterwards."""
     device = resolve_device(config.run.device)
     callers_threads = torch.get_num_threads()  # the run sets its own; the caller's come back
     info = init_distributed(device.type)
@@ -503,6 +541,22 @@ def train(config: TrainConfig, *, resume: str | Path | None = None,
     finally:
         torch.set_num_threads(callers_threads)
         shutdown_distributed()
+
+
+def with_weights_source(config: TrainConfig, weights: str | Path | Artifact | None) -> TrainConfig:
+    """`config` with model.weights set to `weights` when that is a model source (a name or a
+    path); weights given both ways must agree."""
+    if weights is None:
+        return config
+    if isinstance(weights, Artifact):
+        if config.model.weights:
+            raise ConfigError(f"weights given twice: {weights.source} and model.weights "
+                              f"{config.model.weights}; give one")
+        return config
+    if config.model.weights and config.model.weights != str(weights):
+        raise ConfigError(f"weights given twice: {weights} and model.weights "
+                          f"{config.model.weights}; give one")
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, weights=str(weights)))
 
 
 def absolute_paths(config: TrainConfig) -> TrainConfig:
