@@ -63,6 +63,26 @@ def test_a_run_says_where_it_writes_and_each_epoch(tmp_path):
     assert any(line.startswith("epoch 2/2") for line in messages.lines)
 
 
+def test_the_callers_process_group_outlives_the_run(tmp_path, monkeypatch):
+    """A library tears down only what it set up: a process group made by the caller stays."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0",
+                        "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        assert train(config(tmp_path), max_steps=1).stop_reason == "max_steps"
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()
+
+
 def test_an_existing_run_is_not_overwritten(tmp_path):
     save_checkpoint(tmp_path / "last.pt", {"x": 1})
     with pytest.raises(ValueError, match="already holds a run"):

@@ -521,11 +521,11 @@ def _launch(config: TrainConfig, state: dict[str, Any] | None, run_dir: Path | N
     thread count comes back afterwards."""
     device = resolve_device(config.run.device)
     callers_threads = torch.get_num_threads()  # the run sets its own; the caller's come back
-    info = init_distributed(device.type)
-    if info.enabled and device.type == "cuda":
-        device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
+    info = init_distributed(device.type)  # torchrun's; the caller's process group if it has one
     try:
+        if info.enabled and device.type == "cuda":
+            device = torch.device("cuda", info.local_rank)
+            torch.cuda.set_device(device)
         if run_dir is None:
             run_dir = default_run_dir(config.run.name)
         hooks = Hooks(callbacks, info.is_main)
@@ -540,7 +540,7 @@ def _launch(config: TrainConfig, state: dict[str, Any] | None, run_dir: Path | N
                 lock.release()
     finally:
         torch.set_num_threads(callers_threads)
-        shutdown_distributed()
+        shutdown_distributed(info)  # only a group made here: a library leaves the caller's
 
 
 def with_weights_source(config: TrainConfig, weights: str | Path | Artifact | None) -> TrainConfig:
