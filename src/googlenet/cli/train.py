@@ -96,39 +96,12 @@ class StopSignals:
                 signal.signal(s, handler)
 
 
-def console(quiet: bool):
-    """Messages on stdout and a progress bar per epoch on stderr (when it is a terminal)."""
-    from tqdm import tqdm
+def console(quiet: bool) -> list[Any]:
+    """The library's callbacks: messages on stdout, a progress bar per epoch on stderr when it
+    is a terminal (none when `quiet`)."""
+    from googlenet.training.loop import PrintMessages, ProgressBar
 
-    from googlenet.training.loop import Callback
-
-    class Console(Callback):
-        bar = None
-
-        def on_message(self, message: str) -> None:
-            print(message, flush=True)
-
-        def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
-            self.close()
-            self.bar = tqdm(total=batches, initial=done, desc=f"epoch {epoch + 1}/{epochs}",
-                            unit="batch", disable=quiet or not sys.stderr.isatty(), leave=False,
-                            dynamic_ncols=True, file=sys.stderr)
-
-        def on_batch(self, result: Any, mean_loss: float) -> None:
-            if self.bar is not None:
-                self.bar.update(1)
-                self.bar.set_postfix(loss=f"{mean_loss:.3f}", img_s=f"{result.images_per_second:.0f}",
-                                     refresh=False)
-
-        def on_epoch_end(self, record: dict) -> None:
-            self.close()
-
-        def close(self) -> None:
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-
-    return Console()
+    return [PrintMessages(), ProgressBar(file=sys.stderr, disable=quiet or not sys.stderr.isatty())]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -141,13 +114,13 @@ def run_train(args: argparse.Namespace) -> int:
     with stop.installed():  # from the start, so that an early Ctrl-C still ends cleanly
         if args.resume:  # the run's saved configuration, the flags given on top
             show = console(overrides.get("quiet", False))
-            result = resume(args.resume, overrides=overrides, callbacks=[show], should_stop=stop,
+            result = resume(args.resume, overrides=overrides, callbacks=show, should_stop=stop,
                             max_steps=args.max_steps)
         else:
             config = with_overrides(load_recipe(args.recipe or default_recipe(overrides)), overrides)
             show = console(config.run.quiet)
             # the run sets its own threads (run.threads, run.follow_free_cores)
-            result = train(config, callbacks=[show], should_stop=stop, max_steps=args.max_steps)
+            result = train(config, callbacks=show, should_stop=stop, max_steps=args.max_steps)
     if result.stop_reason != "completed":
         print(f"continue with: googlenet train --resume {result.run_dir}", flush=True)
     return EXIT_INTERRUPTED if result.stop_reason == "signal" else EXIT_MAX_STEPS

@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
 
 from googlenet.artifact import rundir, schema
 from googlenet.artifact.build import model_from_artifact
@@ -106,8 +107,38 @@ class Callback:
 
 
 class PrintMessages(Callback):
+    """The run's messages on stdout, as the CLI prints them."""
+
     def on_message(self, message: str) -> None:
         print(message, flush=True)
+
+
+class ProgressBar(Callback):
+    """A bar per epoch: its batches, the mean loss and the speed so far. tqdm.auto draws it: a
+    widget in Jupyter, text elsewhere (on `file`, default stderr); `disable`: none at all."""
+
+    def __init__(self, file: TextIO | None = None, disable: bool = False) -> None:
+        self.file, self.disable = file, disable
+        self.bar: Any = None
+
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        self.close()
+        self.bar = tqdm(total=batches, initial=done, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                        disable=self.disable, leave=False, dynamic_ncols=True, file=self.file)
+
+    def on_batch(self, result: EpochResult, mean_loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{mean_loss:.3f}", img_s=f"{result.images_per_second:.0f}",
+                                 refresh=False)
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class FollowFreeCores(Callback):
