@@ -29,7 +29,7 @@ EXPORTS = {
     "Predictor": "googlenet.inference.predictor", "evaluate": "googlenet.inference.evaluate",
     "extract_features": "googlenet.inference.features",
     "TrainConfig": "googlenet.training.config", "load_recipe": "googlenet.training.config",
-    "train": "googlenet.training.loop", "Callback": "googlenet.training.loop",
+    "train": "googlenet.training.loop", "Callback": "googlenet.training.callbacks",
     "export_model": "googlenet.deploy.export",
 }
 __all__ = [*EXPORTS, "__version__"]

@@ -4,8 +4,8 @@ import io
 import sys
 
 from googlenet.cli.train import console
+from googlenet.training.callbacks import PrintMessages, ProgressBar
 from googlenet.training.engine import EpochResult
-from googlenet.training.loop import PrintMessages, ProgressBar
 
 
 def test_the_progress_bar_shows_each_epochs_batches_and_loss():

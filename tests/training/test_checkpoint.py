@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from googlenet.runtime.distributed import DistInfo
+from googlenet.training.callbacks import Hooks
 from googlenet.training.checkpoint import (
     all_finite,
     capture_rng,
@@ -15,7 +16,7 @@ from googlenet.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from googlenet.training.loop import Hooks, restore_rng_of_rank
+from googlenet.training.run_state import restore_rng_of_rank
 
 
 def test_save_and_load_round_trip(tmp_path):

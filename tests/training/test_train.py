@@ -17,10 +17,12 @@ from PIL import Image
 from googlenet.cli.train import EXIT_INTERRUPTED
 from googlenet.errors import TrainingStopped
 from googlenet.runtime.distributed import DistInfo
+from googlenet.training.assembly import build_parts, make_model
 from googlenet.training.checkpoint import load_checkpoint, save_checkpoint
 from googlenet.training.config import load_recipe, resolve_optim, with_overrides
 from googlenet.training.engine import EpochLimits, Progress, train_one_epoch
-from googlenet.training.loop import build_parts, make_model, resume, save_run_checkpoint, train
+from googlenet.training.loop import resume, train
+from googlenet.training.run_state import save_run_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

@@ -20,7 +20,7 @@ from googlenet.data.preprocessing import preset
 from googlenet.errors import ModelSourceError
 from googlenet.training.checkpoint import save_checkpoint
 from googlenet.training.config import TrainConfig, config_to_dict, with_overrides
-from googlenet.training.loop import run_artifact
+from googlenet.training.run_state import run_artifact
 from googlenet.weights import published as published_module
 from googlenet.weights.caffe import state_dict_to_caffe, write_caffemodel
 from googlenet.weights.download import DownloadError, PublishedFile, fetch

@@ -99,7 +99,7 @@ class StopSignals:
 def console(quiet: bool) -> list[Any]:
     """The library's callbacks: messages on stdout, a progress bar per epoch on stderr when it
     is a terminal (none when `quiet`)."""
-    from googlenet.training.loop import PrintMessages, ProgressBar
+    from googlenet.training.callbacks import PrintMessages, ProgressBar
 
     return [PrintMessages(), ProgressBar(file=sys.stderr, disable=quiet or not sys.stderr.isatty())]
 

@@ -218,7 +218,8 @@ def count_regions(folder: Path) -> int:
 
 def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed: bool,
                on_message: Callable[[str], None], should_stop: Callable[[], bool], max_steps: int) -> str:
-    from googlenet.training.loop import Callback, resume, train
+    from googlenet.training.callbacks import Callback
+    from googlenet.training.loop import resume, train
 
     regions = run_dir / rundir.REGIONS
     deadline = time.perf_counter() + 60 * config.minutes if config.minutes > 0 else None
