@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from googlenet.artifact import rundir
-from googlenet.artifact.build import model_from_artifact
+from googlenet.artifact.build import artifact_of, model_from_artifact
 from googlenet.artifact.record import Artifact
 from googlenet.data.config import with_preprocessing
 from googlenet.data.loader import make_loader
@@ -35,6 +35,7 @@ from googlenet.training.schedule import build_scheduler
 from googlenet.weights.published import PUBLISHED
 from googlenet.weights.sources import load_artifact
 
+Weights = str | Path | Artifact | GoogLeNet | None  # what `train` may start from
 PATH_FIELDS = (("data", "path"), ("data", "train_dir"), ("data", "val_dir"), ("data", "cache_dir"),
                ("run", "output"), ("model", "weights"), ("model", "init_from"))
 
@@ -47,30 +48,51 @@ def init_seed(config: TrainConfig) -> int:
     return config.run.seed if config.run.init_seed is None else config.run.init_seed
 
 
-def with_weights_source(config: TrainConfig, weights: str | Path | Artifact | None) -> TrainConfig:
-    """`config` with model.weights set to `weights` when that is a model source (a name or a
-    path); weights given both ways must agree."""
-    if weights is None:
-        return config
-    if isinstance(weights, Artifact):
-        if config.model.weights:
-            raise ConfigError(f"weights given twice: {weights.source} and model.weights "
-                              f"{config.model.weights}; give one")
-        return config
-    if config.model.weights and config.model.weights != str(weights):
-        raise ConfigError(f"weights given twice: {weights} and model.weights "
-                          f"{config.model.weights}; give one")
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, weights=str(weights)))
+def resolve_new_run(config: TrainConfig, weights: Weights
+                    ) -> tuple[TrainConfig, Artifact | None, Artifact | None]:
+    """A new run's configuration, resolved, and the weights it starts from: (configuration,
+    the weights fine-tuned from, the initial weights of init_from). `weights` (a model source,
+    an Artifact or a GoogLeNet) or else model.weights; model.weights records where they came
+    from (for weights in memory, their record's source)."""
+    given = weights_in_memory(weights)
+    named = str(weights) if weights is not None and given is None else None
+    asked = config.model.weights
+    if weights is not None and asked and asked != named:
+        raise ConfigError(f"the starting weights are given twice: {named or given.source} and "
+                          f"model.weights {asked}; give one")
+    if named:
+        config = with_weights_named(config, named)
+    config, initial = resolve_init_from(config, weights_given=given is not None)
+    start = given or (load_artifact(config.model.weights) if config.model.weights else None)
+    config = resolve_variant(config, start)
+    if start is not None:
+        config = apply_weights_preprocessing(config, start)
+    config = absolute_paths(config)  # a run's records hold where its data is from anywhere
+    if given is not None:  # no path: recorded as their record names them
+        config = with_weights_named(config, given.source)
+    return config, start, initial
 
 
-def resolve_init_from(config: TrainConfig) -> tuple[TrainConfig, Artifact | None]:
+def with_weights_named(config: TrainConfig, weights: str) -> TrainConfig:
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, weights=weights))
+
+
+def weights_in_memory(weights: Weights) -> Artifact | None:
+    """The record and weights of an Artifact or a GoogLeNet given as the starting weights."""
+    if isinstance(weights, GoogLeNet):
+        return artifact_of(weights)
+    return weights if isinstance(weights, Artifact) else None
+
+
+def resolve_init_from(config: TrainConfig, weights_given: bool = False
+                      ) -> tuple[TrainConfig, Artifact | None]:
     """--init-from: a run directory gives its init seed and model (the same weights from the
     same torch version); a weights file or checkpoint gives its weights exactly. The variant
     must agree; the auxiliary heads and the width follow the source (they shape its weights)."""
     source = config.model.init_from
     if not source:
         return config, None
-    if config.model.weights:
+    if config.model.weights or weights_given:
         raise ConfigError("--init-from and --weights both give the starting weights: choose one")
     run_config = Path(source) / rundir.CONFIG
     if run_config.is_file():

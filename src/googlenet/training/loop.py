@@ -42,18 +42,15 @@ from googlenet.runtime.distributed import (
 from googlenet.runtime.files import DirectoryLock, remove_stale_temporaries
 from googlenet.training.assembly import (
     Loaders,
-    absolute_paths,
-    apply_weights_preprocessing,
+    Weights,
     build_loaders,
     build_parts,
     fit_batch_size,
     init_seed,
     make_model,
     new_run_dir,
-    resolve_init_from,
-    resolve_variant,
+    resolve_new_run,
     seed_everything,
-    with_weights_source,
 )
 from googlenet.training.callbacks import Callback, FollowFreeCores, Hooks
 from googlenet.training.checkpoint import capture_rng, load_checkpoint
@@ -73,11 +70,11 @@ from googlenet.training.run_state import (
     config_for_resume,
     restore_parts,
     restore_rng_of_rank,
+    run_artifact,
     save_run_checkpoint,
 )
 from googlenet.training.run_threads import RunThreads, run_threads
 from googlenet.training.runs import RunLog, default_run_dir
-from googlenet.weights.sources import load_artifact
 
 STOP_REASONS = ("completed", "signal", "max_steps", "budget")
 
@@ -89,35 +86,25 @@ class TrainResult:
     epochs_done: int
     best_top1: float | None
     last_metrics: dict[str, Any] | None
-    model: GoogLeNet | None = None  # the trained model (its averaged weights when averaging)
+    model: GoogLeNet | None = None  # the trained model (its averaged weights when averaging),
+    # with the run's record: model.artifact (classes, preprocessing, configuration, metrics)
 
 
-def train(config: TrainConfig, *, weights: str | Path | Artifact | None = None,
+def train(config: TrainConfig, *, weights: Weights = None,
           callbacks: Sequence[Callback] = (), should_stop: Callable[[], bool] = lambda: False,
           max_steps: int = 0, deadline: float | None = None) -> TrainResult:
     """Train a new run as `config` says.
 
     `weights`: start from these weights (fine-tuning): a model source (a published name, a
-    run directory, a weights file) or an Artifact; default: the configuration's
-    `model.weights`. `should_stop` is asked after every step: when it answers True, the run
-    saves last.pt and returns with stop_reason "signal". `max_steps` (this call only, not
-    part of the run's configuration): save and return with stop_reason "max_steps" once the
-    run reaches that optimizer step. `deadline` (a `time.perf_counter()` time, this call
-    only): save and return with stop_reason "budget" once it has passed.
+    run directory, a weights file), an Artifact or a GoogLeNet in memory (its record and
+    current weights); default: the configuration's `model.weights`. `should_stop` is asked
+    after every step: when it answers True, the run saves last.pt and returns with
+    stop_reason "signal". `max_steps` (this call only, not part of the run's configuration):
+    save and return with stop_reason "max_steps" once the run reaches that optimizer step.
+    `deadline` (a `time.perf_counter()` time, this call only): save and return with
+    stop_reason "budget" once it has passed. The returned model carries the run's record.
     """
-    config = with_weights_source(config, weights)
-    config, initial = resolve_init_from(config)
-    if isinstance(weights, Artifact):
-        start: Artifact | None = weights
-    else:
-        start = load_artifact(config.model.weights) if config.model.weights else None
-    config = resolve_variant(config, start)
-    if start is not None:
-        config = apply_weights_preprocessing(config, start)
-    config = absolute_paths(config)  # a run's records hold where its data is from anywhere
-    if isinstance(weights, Artifact):  # not a path: recorded as it names itself
-        config = dataclasses.replace(config, model=dataclasses.replace(config.model,
-                                                                       weights=weights.source))
+    config, start, initial = resolve_new_run(config, weights)
     run_dir = new_run_dir(Path(config.run.output)) if config.run.output else None
     return _launch(config, None, run_dir, start, initial, callbacks, should_stop, max_steps, deadline)
 
@@ -184,6 +171,7 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
     if state is None:
         config = fit_batch_size(config, len(datasets.train), info, hooks)
     model = make_model(config, len(datasets.classes), device, weights, initial)
+    model.artifact = run_artifact(config, datasets.classes, None)  # what it is trained to be
     loaders = build_loaders(datasets, config, info, device)
     resolved = resolve_optim(config.optim, info.world_size)
     parts = build_parts(model, config, device, info, len(loaders.train), resolved)
@@ -259,8 +247,12 @@ class EpochLoop:
                            should_stop=lambda: self.should_stop() or self.past_deadline())
 
     def result(self, reason: str) -> TrainResult:
+        """The model returned carries the run's record, as its checkpoints do."""
         parts = self.parts
         model = parts.average.module if parts.average is not None else parts.model
+        record = run_artifact(self.config, self.classes, self.last_metrics)
+        model.artifact = dataclasses.replace(record, provenance=dataclasses.replace(
+            record.provenance, averaged=parts.average is not None))
         return TrainResult(self.run_dir, reason, self.progress.epoch, self.best_top1,
                            self.last_metrics, model)
 

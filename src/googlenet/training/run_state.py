@@ -6,7 +6,7 @@ artifact record), written only while the weights are finite, and read back by a 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,13 @@ from googlenet.training.config import TrainConfig, config_from_dict, config_to_d
 from googlenet.training.engine import Progress, TrainingParts
 
 
-def run_artifact(config: TrainConfig, classes: list[str], metrics: dict[str, Any] | None
-                 ) -> dict[str, Any]:
-    """The artifact record a checkpoint of this run carries (its weights stored beside it)."""
-    artifact = Artifact(config.model.variant, tuple(classes), preprocessing(config.data),
-                        aux_logits=config.model.aux_logits, width=config.model.width,
-                        provenance=Provenance(config=config_to_dict(config), metrics=metrics))
-    return schema.to_dict(artifact)
+def run_artifact(config: TrainConfig, classes: Sequence[str], metrics: dict[str, Any] | None
+                 ) -> Artifact:
+    """The run's record, without weights: the one its checkpoints carry and its models hold
+    (`model.artifact`): the data's classes and preprocessing, the configuration, the metrics."""
+    return Artifact(config.model.variant, tuple(classes), preprocessing(config.data),
+                    aux_logits=config.model.aux_logits, width=config.model.width,
+                    provenance=Provenance(config=config_to_dict(config), metrics=metrics))
 
 
 def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConfig,
@@ -50,7 +50,7 @@ def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConf
         "threads": threads,
         "config": config_to_dict(config),
         "classes": list(classes),
-        "artifact": run_artifact(config, classes, metrics),
+        "artifact": schema.to_dict(run_artifact(config, classes, metrics)),
         "best_top1": best_top1,
         "metrics": metrics,
     }
