@@ -41,3 +41,14 @@ def test_the_cli_reuses_them_with_a_bar_only_on_a_terminal(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert not console(quiet=False)[1].disable
     assert console(quiet=True)[1].disable
+
+
+def test_the_package_exports_training_by_its_short_names():
+    import googlenet
+    from googlenet.training import callbacks, config, loop
+
+    assert (googlenet.train, googlenet.resume) == (loop.train, loop.resume)
+    assert googlenet.with_overrides is config.with_overrides
+    assert (googlenet.Callback, googlenet.PrintMessages, googlenet.ProgressBar) == (
+        callbacks.Callback, callbacks.PrintMessages, callbacks.ProgressBar)
+    assert all(getattr(googlenet, name) is not None for name in googlenet.EXPORTS)  # every path resolves
