@@ -17,7 +17,7 @@ from googlenet.training.engine import EpochResult
 
 
 class Callback:
-    """Hooks a caller of `train` may override; every one is optional (rank 0 only)."""
+    """Hooks a caller of `train` or `resume` may override; every one is optional (rank 0 only)."""
 
     def on_message(self, message: str) -> None:
         """A line for the user: the run directory, the setting, each epoch's summary."""
