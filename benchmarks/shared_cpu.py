@@ -51,8 +51,9 @@ def set_threads(policy: str) -> int:
 
 
 def child_train(recipe: str, data: str | None, policy: str, warm: int, steps: int) -> float:
+    from googlenet.training.callbacks import Callback
     from googlenet.training.config import load_recipe, with_overrides
-    from googlenet.training.loop import Callback, train
+    from googlenet.training.loop import train
 
     class Timer(Callback):
         """Training steps only: time between consecutive batches of one epoch, after `warm`."""

@@ -61,7 +61,7 @@ def jpeg_bytes(size: tuple[int, int] = (64, 48)) -> bytes:
 
 
 class Messages:
-    """A training callback that keeps the messages (googlenet.training.loop.Callback's hooks)."""
+    """A training callback that keeps the messages (googlenet.training.callbacks.Callback's hooks)."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []

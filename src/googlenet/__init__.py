@@ -9,7 +9,10 @@ The names below are imported on first use, so that `import googlenet` (and the C
     model.classes, model.transforms(), model.artifact          # every model carries its record
     predictor = googlenet.Predictor.from_model(model)          # or Predictor.load("runs/x")
     report = googlenet.evaluate(predictor, "digits", crops=10)
-    result = googlenet.train(googlenet.load_recipe("digits"), callbacks=[googlenet.PrintMessages()])
+    config = googlenet.with_overrides(googlenet.load_recipe("digits"), {"epochs": 5})
+    result = googlenet.train(config, callbacks=[googlenet.PrintMessages(), googlenet.ProgressBar()])
+    result.model.classes, result.model.artifact                # the trained model carries its record
+    result = googlenet.resume(result.run_dir, overrides={"epochs": 10})  # train further
 """
 
 from __future__ import annotations
@@ -29,7 +32,10 @@ EXPORTS = {
     "Predictor": "googlenet.inference.predictor", "evaluate": "googlenet.inference.evaluate",
     "extract_features": "googlenet.inference.features",
     "TrainConfig": "googlenet.training.config", "load_recipe": "googlenet.training.config",
-    "train": "googlenet.training.loop", "Callback": "googlenet.training.loop",
+    "with_overrides": "googlenet.training.config",
+    "train": "googlenet.training.loop", "resume": "googlenet.training.loop",
+    "Callback": "googlenet.training.callbacks", "PrintMessages": "googlenet.training.callbacks",
+    "ProgressBar": "googlenet.training.callbacks",
     "export_model": "googlenet.deploy.export",
 }
 __all__ = [*EXPORTS, "__version__"]

@@ -116,3 +116,4 @@ def test_a_checkpoint_of_googlenet_0_1_still_loads(tmp_path):
     assert artifact.classes == ("a", "b") and artifact.variant == "bn"
     assert artifact.preprocessing == Preprocessing(input_size=48, crop_ratio=0.9, mean=(0.1, 0.2, 0.3),
                                                    std=(0.4, 0.5, 0.6))
+    assert artifact.recorded_data().path == "digits"  # 0.1's data.data, upgraded

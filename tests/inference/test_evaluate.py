@@ -87,8 +87,8 @@ def test_logit_averaging_and_144_crops(trained, digit_folder):
 def test_a_model_in_memory_evaluates_as_its_checkpoint(digits_run):
     """The library takes objects: the model `train` returned, no checkpoint and no optimizer."""
     loaded = Predictor.load(digits_run.run_dir / "last.pt")
-    in_memory = Predictor.from_model(digits_run.model, classes=loaded.classes,
-                                     preprocessing=loaded.preprocessing)
+    in_memory = Predictor.from_model(digits_run.model)  # its record: classes, preprocessing
+    assert (in_memory.classes, in_memory.preprocessing) == (loaded.classes, loaded.preprocessing)
     a = evaluate(in_memory, "digits", workers=0, limit=60)
     b = evaluate(loaded, "digits", workers=0, limit=60)
     assert (a.main.top1, a.main.top5, a.main.images) == (b.main.top1, b.main.top5, b.main.images)

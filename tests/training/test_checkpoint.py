@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from googlenet.runtime.distributed import DistInfo
+from googlenet.training.callbacks import Hooks
 from googlenet.training.checkpoint import (
     all_finite,
     capture_rng,
@@ -14,6 +16,7 @@ from googlenet.training.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
+from googlenet.training.run_state import restore_rng_of_rank
 
 
 def test_save_and_load_round_trip(tmp_path):
@@ -64,6 +67,15 @@ def test_rng_state_survives_a_checkpoint(tmp_path):
     save_checkpoint(tmp_path / "rng.pt", {"rng": capture_rng()})
     expected = (random.random(), np.random.rand(), torch.rand(1).item())
     restore_rng(load_checkpoint(tmp_path / "rng.pt")["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_a_checkpoint_with_rank_0s_rng_alone_still_resumes_its_stream():
+    """Checkpoints written before every rank's RNG state was kept hold only "rng"."""
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    old = {"rng": capture_rng(), "config": {"run": {"seed": 0}}, "progress": {"step": 5}}
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    restore_rng_of_rank(old, DistInfo(), Hooks([], enabled=True))
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
 
 

@@ -5,6 +5,8 @@ from dataclasses import fields
 import pytest
 import yaml
 
+from googlenet.data.config import DataConfig, data_config_from_dict, upgrade_config
+from googlenet.errors import ConfigError
 from googlenet.training.config import (
     SCALED_WARMUP_EPOCHS,
     SECTION_TYPES,
@@ -67,6 +69,25 @@ def test_names_of_older_runs_are_read():
     values["augment"]["augment"] = values["augment"].pop("policy")
     values["resolved"] = {"lr": 1.0}
     assert config_from_dict(values) == TrainConfig()
+
+
+def test_older_names_are_upgraded_in_one_place_for_both_readers():
+    old = {"data": {"data": "digits", "input_size": 48}, "augment": {"augment": "none"},
+           "optim": {"lr": 0.1}}
+    assert upgrade_config(old) == {"data": {"path": "digits", "input_size": 48},
+                                   "augment": {"policy": "none"}, "optim": {"lr": 0.1}}
+    assert config_from_dict(old).data == data_config_from_dict(old["data"]) == DataConfig(input_size=48)
+    assert config_from_dict(old).augment.policy == "none"
+
+
+@pytest.mark.parametrize("read", [
+    lambda data, where: config_from_dict({"data": data}, where),
+    lambda data, where: data_config_from_dict(data, where),
+], ids=["config_from_dict", "data_config_from_dict"])
+def test_unknown_fields_are_refused_by_both_readers_alike(read):
+    with pytest.raises(ConfigError, match=r"^runs/x/last.pt: unknown field\(s\) in section 'data': "
+                                          r"colour, size$"):
+        read({"path": "digits", "size": 3, "colour": "red"}, "runs/x/last.pt")
 
 
 def test_overrides_are_typed():

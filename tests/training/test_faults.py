@@ -155,7 +155,7 @@ def test_stale_temporaries_are_cleaned_when_a_run_resumes(tmp_path):
     loop.train(config(run), max_steps=2)
     stale = run / ".last.tmp-999999999.pt"  # above any PID Linux hands out
     stale.write_bytes(b"x" * 1000)
-    loop.train(config(run), resume=run, max_steps=3)
+    loop.resume(run, max_steps=3)
     assert not stale.exists()
 
 
@@ -163,7 +163,7 @@ def test_a_resumed_run_keeps_its_network(tmp_path):
     run = tmp_path / "run"
     loop.train(config(run), max_steps=1)
     with pytest.raises(ConfigError, match="trained with model.variant = bn.*cannot become paper"):
-        loop.train(config(run), resume=run, overrides=lambda c: with_overrides(c, {"variant": "paper"}))
+        loop.resume(run, overrides={"variant": "paper"})
 
 
 def test_weights_and_a_contradicting_variant_are_refused(tmp_path):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -11,9 +12,16 @@ from googlenet import build_model, load_model
 from googlenet.artifact.files import save_safetensors
 from googlenet.artifact.record import Artifact
 from googlenet.cli.main import main
+from googlenet.data.config import preprocessing
 from googlenet.data.digits import digits_splits
 from googlenet.data.preprocessing import preset
+from googlenet.data.splits import load_datasets
+from googlenet.errors import ConfigError
+from googlenet.inference.predictor import Predictor
+from googlenet.training.checkpoint import load_checkpoint
+from googlenet.training.config import load_recipe, with_overrides
 from googlenet.training.finetune import FrozenBatchNorm2d, freeze_through, parameter_groups
+from googlenet.training.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +107,39 @@ def test_train_with_weights_fine_tunes_a_new_classifier(bn_weights, tmp_path, ca
     pretrained = load_file(bn_weights)
     assert torch.equal(state["model"]["inception4e.branch1.conv.weight"],
                        pretrained["inception4e.branch1.conv.weight"])
+
+
+def digits_config(run, **overrides):
+    return with_overrides(load_recipe("digits"), {"output": str(run), "epochs": "1", "quiet": True,
+                                                  "workers": "0", "aux_logits": False, **overrides})
+
+
+def test_a_trained_model_carries_its_runs_record(tmp_path):
+    config = digits_config(tmp_path / "run", variant="bn")
+    result = train(config, max_steps=1)
+    model = result.model
+    assert model.classes == tuple(load_datasets(config.data, config.augment, 0).classes)  # the data's
+    assert model.artifact.preprocessing == preprocessing(config.data)
+    assert model.artifact.provenance.config["optim"]["epochs"] == 1
+    assert model.artifact.provenance.averaged  # the digits recipe averages: these weights are
+    predictor = Predictor.from_model(model)  # nothing else to say
+    assert (predictor.classes, predictor.preprocessing) == (model.classes, preprocessing(config.data))
+
+
+def test_train_starts_from_a_model_in_memory(tmp_path):
+    torch.manual_seed(0)
+    start = build_model("bn", num_classes=10, aux_logits=False, preprocessing=preset("inception"))
+    before = {k: v.clone() for k, v in start.state_dict().items()}
+    run = tmp_path / "run"
+    result = train(digits_config(run, freeze="4e", variant="bn"), weights=start, max_steps=1)
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    assert recorded["model"]["weights"] == start.artifact.source and recorded["model"]["variant"] == "bn"
+    assert result.model.artifact.preprocessing.mean == preset("inception").mean  # as the weights expect
+    name = "inception4e.branch1.conv.weight"  # frozen: still the model's
+    assert torch.equal(load_checkpoint(run / "last.pt")["model"][name], before[name])
+    assert all(torch.equal(v, before[k]) for k, v in start.state_dict().items())  # left as it was
+    with pytest.raises(ConfigError, match="starting weights are given twice"):
+        train(digits_config(tmp_path / "other", weights="imagenet"), weights=start)
 
 
 @pytest.fixture(scope="module")

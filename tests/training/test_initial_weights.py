@@ -10,8 +10,8 @@ import yaml
 
 from googlenet.cli.main import main
 from googlenet.errors import ConfigError
+from googlenet.training.assembly import make_model, resolve_init_from
 from googlenet.training.config import load_recipe, with_overrides
-from googlenet.training.loop import make_model, resolve_init_from
 
 CPU = torch.device("cpu")
 QUICK = ["--variant", "bn", "--epochs", "1", "--batch-size", "256", "--workers", "0", "--quiet",

@@ -26,8 +26,8 @@ from googlenet.detection.proposals import SETTINGS, SearchSetting
 from googlenet.detection.rcnn import NMS_IOU
 from googlenet.detection.regions import CONTEXT, POSITIVE_IOU
 from googlenet.detection.train import DetectConfig
+from googlenet.training.assembly import build_optimizer
 from googlenet.training.config import TrainConfig, load_recipe
-from googlenet.training.loop import build_optimizer
 
 IMAGENET_TRAIN_IMAGES = 1_281_167  # ILSVRC-2012's training set: Caffe's iterations -> epochs
 

@@ -16,6 +16,7 @@ import yaml
 
 from googlenet.cli.main import main
 from googlenet.training import loop
+from googlenet.training.callbacks import Callback
 from googlenet.training.checkpoint import load_checkpoint
 from googlenet.training.config import load_recipe, with_overrides
 
@@ -111,7 +112,7 @@ def test_following_the_free_cores_says_so_and_records_each_change(tmp_path, monk
     monkeypatch.setattr(policy.AdaptiveThreads, "update", lambda self: next(calls, None))
     messages: list[str] = []
 
-    class Collect(loop.Callback):
+    class Collect(Callback):
         def on_message(self, message: str) -> None:
             messages.append(message)
 

@@ -17,10 +17,12 @@ from PIL import Image
 from googlenet.cli.train import EXIT_INTERRUPTED
 from googlenet.errors import TrainingStopped
 from googlenet.runtime.distributed import DistInfo
+from googlenet.training.assembly import build_parts, make_model
 from googlenet.training.checkpoint import load_checkpoint, save_checkpoint
 from googlenet.training.config import load_recipe, resolve_optim, with_overrides
 from googlenet.training.engine import EpochLimits, Progress, train_one_epoch
-from googlenet.training.loop import build_parts, make_model, save_run_checkpoint, train
+from googlenet.training.loop import resume, train
+from googlenet.training.run_state import save_run_checkpoint
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
@@ -46,9 +48,10 @@ def test_a_run_writes_its_files(digits_run):
         assert isinstance(records[-1][key], (int, float)), key
     assert records[-1]["val_images"] == 359  # digits: a fixed 20% validation split
     state = load_checkpoint(run / "last.pt")  # weights_only=True inside
-    for key in ("model", "ema", "optimizer", "scheduler", "scaler", "progress", "rng", "config",
+    for key in ("model", "ema", "optimizer", "scheduler", "scaler", "progress", "rng_per_rank", "config",
                 "classes", "artifact"):
         assert key in state, key
+    assert "rng" not in state  # every rank's, under rng_per_rank only
     assert state["classes"] == [str(d) for d in range(10)]
     assert state["progress"]["epoch"] == 4
 
@@ -60,6 +63,26 @@ def test_a_run_says_where_it_writes_and_each_epoch(tmp_path):
     assert result.stop_reason == "completed" and result.run_dir == tmp_path / "run"
     assert "run directory" in messages.lines[0]
     assert any(line.startswith("epoch 2/2") for line in messages.lines)
+
+
+def test_the_callers_process_group_outlives_the_run(tmp_path, monkeypatch):
+    """A library tears down only what it set up: a process group made by the caller stays."""
+    import socket
+
+    import torch.distributed as dist
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": "0",
+                        "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        assert train(config(tmp_path), max_steps=1).stop_reason == "max_steps"
+        assert dist.is_initialized()
+    finally:
+        dist.destroy_process_group()
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path):
@@ -79,7 +102,7 @@ def test_resume_continues_exactly_with_workers(tmp_path):
     settings = dict(in_memory=False, workers="2", policy="paper", batch_size="16")
     train(config(tmp_path / "straight", **settings), max_steps=6)
     train(config(tmp_path / "split", **settings), max_steps=3)
-    train(config(tmp_path / "split"), resume=tmp_path / "split" / "run", max_steps=6)
+    resume(tmp_path / "split" / "run", max_steps=6)
     straight, straight_state = weights(tmp_path / "straight" / "run" / "last.pt")
     split, split_state = weights(tmp_path / "split" / "run" / "last.pt")
     assert straight_state["progress"] == split_state["progress"]

@@ -14,13 +14,14 @@ import torchvision
 
 import googlenet
 from googlenet import build_model
+from googlenet.artifact import schema
 from googlenet.artifact.build import model_from_artifact
 from googlenet.cli.main import main
 from googlenet.data.preprocessing import preset
 from googlenet.errors import ModelSourceError
 from googlenet.training.checkpoint import save_checkpoint
 from googlenet.training.config import TrainConfig, config_to_dict, with_overrides
-from googlenet.training.loop import run_artifact
+from googlenet.training.run_state import run_artifact
 from googlenet.weights import published as published_module
 from googlenet.weights.caffe import state_dict_to_caffe, write_caffemodel
 from googlenet.weights.download import DownloadError, PublishedFile, fetch
@@ -155,7 +156,7 @@ def test_training_checkpoint_gives_its_averaged_weights_and_preprocessing(tmp_pa
     config = with_overrides(TrainConfig(), {"variant": "bn", "input_size": 64})
     save_checkpoint(tmp_path / "best.pt", {
         "model": model.state_dict(), "ema": {"module": ema}, "config": config_to_dict(config),
-        "classes": ["a", "b", "c"], "artifact": run_artifact(config, ["a", "b", "c"], None)})
+        "classes": ["a", "b", "c"], "artifact": schema.to_dict(run_artifact(config, ["a", "b", "c"], None))})
     artifact = load_artifact(tmp_path / "best.pt")
     assert artifact.provenance.averaged and artifact.classes == ("a", "b", "c")
     assert artifact.preprocessing.input_size == 64

@@ -82,4 +82,6 @@ class Artifact:
         from googlenet.data.config import data_config_from_dict
 
         config = self.provenance.config
-        return data_config_from_dict(config["data"]) if config and "data" in config else None
+        if not config or "data" not in config:
+            return None
+        return data_config_from_dict(config["data"], f"the configuration recorded in {self.source}")

@@ -201,10 +201,11 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from googlenet.artifact.rundir import default_output
     from googlenet.detection.evaluate import annotate, detect_files
     from googlenet.detection.metrics import Detections
     from googlenet.inference.predictor import find_images
-    from googlenet.runtime.files import atomic_path, check_output, default_output
+    from googlenet.runtime.files import atomic_path, check_output
 
     set_threads(args.threads)
     out = Path(args.output_dir or default_output(args.model, "detections"))

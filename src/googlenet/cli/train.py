@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any
 
-from googlenet.training.config import SECTION_TYPES, TrainConfig, field_types, recipe_names
+from googlenet.training.config import SECTION_TYPES, field_types, recipe_names
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by a signal; --resume continues
 EXIT_MAX_STEPS = 0  # a --max-steps stop is the limit asked for, not a failure
@@ -96,59 +96,31 @@ class StopSignals:
                 signal.signal(s, handler)
 
 
-def console(quiet: bool):
-    """Messages on stdout and a progress bar per epoch on stderr (when it is a terminal)."""
-    from tqdm import tqdm
+def console(quiet: bool) -> list[Any]:
+    """The library's callbacks: messages on stdout, a progress bar per epoch on stderr when it
+    is a terminal (none when `quiet`)."""
+    from googlenet.training.callbacks import PrintMessages, ProgressBar
 
-    from googlenet.training.loop import Callback
-
-    class Console(Callback):
-        bar = None
-
-        def on_message(self, message: str) -> None:
-            print(message, flush=True)
-
-        def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
-            self.close()
-            self.bar = tqdm(total=batches, initial=done, desc=f"epoch {epoch + 1}/{epochs}",
-                            unit="batch", disable=quiet or not sys.stderr.isatty(), leave=False,
-                            dynamic_ncols=True, file=sys.stderr)
-
-        def on_batch(self, result: Any, mean_loss: float) -> None:
-            if self.bar is not None:
-                self.bar.update(1)
-                self.bar.set_postfix(loss=f"{mean_loss:.3f}", img_s=f"{result.images_per_second:.0f}",
-                                     refresh=False)
-
-        def on_epoch_end(self, record: dict) -> None:
-            self.close()
-
-        def close(self) -> None:
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-
-    return Console()
+    return [PrintMessages(), ProgressBar(file=sys.stderr, disable=quiet or not sys.stderr.isatty())]
 
 
 def run_train(args: argparse.Namespace) -> int:
     from googlenet.training.config import field_owner, load_recipe, with_overrides
-    from googlenet.training.loop import train
+    from googlenet.training.loop import resume, train
 
     owner = field_owner()
     overrides = {name: value for name, value in vars(args).items() if name in owner}
-
-    def apply(config: TrainConfig) -> TrainConfig:
-        return with_overrides(config, overrides)
-
-    recipe = args.recipe or default_recipe(overrides)
-    config = apply(load_recipe(recipe)) if not args.resume else TrainConfig()
     stop = StopSignals()
-    show = console(config.run.quiet or overrides.get("quiet", False))
-    callbacks = [show]  # the run sets its own threads (run.threads, run.follow_free_cores)
     with stop.installed():  # from the start, so that an early Ctrl-C still ends cleanly
-        result = train(config, resume=args.resume, overrides=apply, callbacks=callbacks,
-                       should_stop=stop, max_steps=args.max_steps)
+        if args.resume:  # the run's saved configuration, the flags given on top
+            show = console(overrides.get("quiet", False))
+            result = resume(args.resume, overrides=overrides, callbacks=show, should_stop=stop,
+                            max_steps=args.max_steps)
+        else:
+            config = with_overrides(load_recipe(args.recipe or default_recipe(overrides)), overrides)
+            show = console(config.run.quiet)
+            # the run sets its own threads (run.threads, run.follow_free_cores)
+            result = train(config, callbacks=show, should_stop=stop, max_steps=args.max_steps)
     if result.stop_reason != "completed":
         print(f"continue with: googlenet train --resume {result.run_dir}", flush=True)
     return EXIT_INTERRUPTED if result.stop_reason == "signal" else EXIT_MAX_STEPS

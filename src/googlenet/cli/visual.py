@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from googlenet.arch.table import PAPER_INPUT_SIZE, PAPER_NUM_CLASSES, VARIANTS, get_variant
+from googlenet.artifact.rundir import default_output
 from googlenet.cli.args import add_force, add_model, add_renamed, add_threads, positive_int
-from googlenet.runtime.files import default_output
 from googlenet.visual.options import (
     DEFAULT_DREAM_LAYER,
     DEFAULT_EXPLAIN_LAYER,

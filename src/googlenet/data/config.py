@@ -8,6 +8,7 @@ Every field is a command-line flag of `googlenet train`: its help text is the fi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -116,24 +117,41 @@ def with_preprocessing(data: DataConfig, p: Preprocessing) -> DataConfig:
                      f"{p.channel_order}")
 
 
-# Field names of googlenet 0.1, read from older runs and recipes.
+# Field names of googlenet 0.1 (copied recipes, older runs' config.yaml and checkpoints).
 RENAMED = {("data", "data"): "path", ("augment", "augment"): "policy"}
 
 
-def upgrade_augment(values: dict[str, Any]) -> dict[str, Any]:
-    """An augment section from before `photometric` (older runs, copied recipes) that sets jitter
-    strengths trained with ColorJitter: it keeps `jitter`."""
-    if "photometric" not in values and any(values.get(n) is not None for n in JITTER_STRENGTHS):
-        return {**values, "photometric": "jitter"}
-    return values
+def upgrade_config(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration {section: {field: value}} as an older googlenet wrote it, in today's
+    names: the one reader of older configurations, used by every parser of one. 0.1's renamed
+    fields (RENAMED); an augment section from before `photometric` that sets jitter strengths
+    trained with ColorJitter, so it keeps `jitter`."""
+    upgraded: dict[str, Any] = {}
+    for section, fields in values.items():
+        if isinstance(fields, Mapping):
+            fields = {RENAMED.get((section, k), k): v for k, v in fields.items()}
+            if section == "augment" and "photometric" not in fields and any(
+                    fields.get(n) is not None for n in JITTER_STRENGTHS):
+                fields["photometric"] = "jitter"
+        upgraded[section] = fields
+    return upgraded
 
 
-def data_config_from_dict(values: dict[str, Any]) -> DataConfig:
-    """A stored (already validated) data section: lists back to tuples, old names renamed."""
-    known = {f.name for f in dataclasses.fields(DataConfig)}
-    values = {RENAMED.get(("data", k), k): v for k, v in values.items()}
-    return DataConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
-                         if k in known})
+def refuse_unknown(section: str, values: Mapping[str, Any], known: Iterable[str],
+                   where: str | None = None) -> None:
+    """A ConfigError naming the fields of `values` that section `section` does not have, and
+    where they were read (a recipe file, a checkpoint)."""
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        place = f"{where}: " if where else ""
+        raise ConfigError(f"{place}unknown field(s) in section {section!r}: {', '.join(unknown)}")
+
+
+def data_config_from_dict(values: Mapping[str, Any], where: str | None = None) -> DataConfig:
+    """A stored (already validated) data section, upgraded: lists back to tuples."""
+    values = upgrade_config({"data": values})["data"]
+    refuse_unknown("data", values, (f.name for f in dataclasses.fields(DataConfig)), where)
+    return DataConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def missing_path(data: DataConfig) -> str | None:

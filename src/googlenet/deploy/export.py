@@ -27,6 +27,7 @@ from googlenet.artifact import schema
 from googlenet.artifact.build import artifact_of, model_from_artifact
 from googlenet.artifact.files import save_safetensors
 from googlenet.artifact.record import Artifact
+from googlenet.artifact.rundir import OUTPUTS, output_folder
 from googlenet.data.config import DataConfig
 from googlenet.data.splits import load_eval_dataset
 from googlenet.data.subsets import evenly_spaced
@@ -37,7 +38,7 @@ from googlenet.extras import require_extra
 from googlenet.inference.backends import open_backend
 from googlenet.model.layers import ConvUnit
 from googlenet.model.network import GoogLeNet
-from googlenet.runtime.files import OUTPUTS, check_output, output_folder
+from googlenet.runtime.files import check_output
 from googlenet.weights.sources import load_artifact
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
@@ -238,7 +239,7 @@ def export_format(fmt: str | None, output: str | Path | None) -> str:
 
 def output_path(output: str | Path | None, source: str, fmt: str) -> Path:
     """`output` (given the format's suffix when it has none); without one, in the model's run
-    (runs/x/best.pt -> runs/x/x.onnx), else under outputs/ (runtime.files.output_folder)."""
+    (runs/x/best.pt -> runs/x/x.onnx), else under outputs/ (artifact.rundir.output_folder)."""
     if output is not None:
         path = Path(output)
         return path if path.suffix else path.with_name(path.name + SUFFIXES[fmt])

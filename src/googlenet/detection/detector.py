@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
+from googlenet.artifact import rundir
 from googlenet.artifact.files import DETECTOR
 from googlenet.data.preprocessing import Preprocessing
 from googlenet.detection.metrics import Detections
@@ -30,7 +31,6 @@ from googlenet.runtime.device import resolve_device
 from googlenet.training.checkpoint import load_checkpoint
 from googlenet.weights.sources import resolve_path
 
-RECORD = "detection.json"
 FORMAT, VERSION = "googlenet.detection", 1
 METHODS = ("rcnn", "faster-rcnn", "fasterrcnn-mobilenet")
 
@@ -44,14 +44,14 @@ class Detector(Protocol):
 def read_record(run_dir: str | Path) -> dict[str, Any]:
     """The run's detection.json; `run_dir` may also name a checkpoint inside the run."""
     run_dir = Path(run_dir)
-    if run_dir.is_file() and (run_dir.parent / RECORD).is_file():
+    if run_dir.is_file() and (run_dir.parent / rundir.DETECTION_RECORD).is_file():
         run_dir = run_dir.parent
     if not run_dir.exists():
         raise ModelSourceError(f"{run_dir} does not exist: expected a detection run directory")
-    path = run_dir / RECORD
+    path = run_dir / rundir.DETECTION_RECORD
     if not path.is_file():
-        raise ModelSourceError(f"{run_dir} is not a detection run (no {RECORD}); train one with "
-                               "googlenet detect train")
+        raise ModelSourceError(f"{run_dir} is not a detection run (no {rundir.DETECTION_RECORD}); "
+                               "train one with googlenet detect train")
     try:
         record = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
@@ -106,6 +106,6 @@ def load_detector(run_dir: str | Path, device: str = "auto", cache: ProposalCach
         options = settings_from({**record["rcnn"], **settings})
         return RCNNDetector.load(resolve_path(Path(run_dir)), classes, options, device, cache)
     model = build_torchvision_model(record)
-    state = load_checkpoint(run_dir / "last.pt", DETECTOR)
+    state = load_checkpoint(rundir.last_checkpoint(run_dir), DETECTOR)
     model.load_state_dict(state[DETECTOR])
     return TorchvisionDetector(model, classes, resolve_device(device))

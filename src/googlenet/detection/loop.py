@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor, resize
 
+from googlenet.artifact import rundir
 from googlenet.artifact.files import DETECTOR
 from googlenet.data.images import BadImage
 from googlenet.detection.data import DetectionData
@@ -224,7 +225,8 @@ def train_detector(model: nn.Module, data: DetectionData, run_dir: Path, config:
     batches = math.ceil(len(images) / config.batch_size)
     clock = Clock()
     scheduler = build_schedule(optimizer, config, batches * config.epochs, clock)
-    state = resume_into(run_dir / "last.pt", model, optimizer, scheduler) if resume else LoopState()
+    last = rundir.last_checkpoint(run_dir)
+    state = resume_into(last, model, optimizer, scheduler) if resume else LoopState()
     state.threads = threads
     clock.start(state.elapsed)
     halt = False
@@ -280,9 +282,9 @@ def end_epoch(model: nn.Module, optimizer: torch.optim.Optimizer,
                f"{record['images_per_second']:.1f} img/s  {seconds:.1f}s"
                + ("" if complete else "  (stopped)"))
     if not all_finite(model.state_dict()):
-        raise TrainingStopped("the weights are no longer finite; last.pt was not overwritten")
-    save_checkpoint(run_dir / "last.pt", checkpoint_state(model, optimizer, scheduler, state, extra),
-                    kind=DETECTOR)
-    with open(run_dir / "metrics.jsonl", "a") as f:
+        raise TrainingStopped(f"the weights are no longer finite; {rundir.LAST} was not overwritten")
+    save_checkpoint(rundir.last_checkpoint(run_dir),
+                    checkpoint_state(model, optimizer, scheduler, state, extra), kind=DETECTOR)
+    with open(run_dir / rundir.METRICS, "a") as f:
         f.write(json.dumps(record) + "\n")
 

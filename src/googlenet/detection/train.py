@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from googlenet.artifact import rundir
 from googlenet.detection.data import DetectionData, load_detection
 from googlenet.detection.detector import (
     FORMAT,
     METHODS,
-    RECORD,
     VERSION,
     build_torchvision_model,
     read_record,
@@ -83,7 +83,7 @@ def record_for(config: DetectConfig, data: DetectionData, extra: dict[str, Any])
 
 def new_run_dir(config: DetectConfig) -> Path:
     run_dir = Path(config.output) if config.output else default_run_dir(f"detect-{config.method}")
-    if (run_dir / RECORD).exists() or (run_dir / "last.pt").exists():
+    if (run_dir / rundir.DETECTION_RECORD).exists() or rundir.last_checkpoint(run_dir).exists():
         raise ConfigError(f"{run_dir} already holds a detection run; resume it, or choose another "
                           "output directory")
     return run_dir
@@ -218,9 +218,10 @@ def count_regions(folder: Path) -> int:
 
 def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed: bool,
                on_message: Callable[[str], None], should_stop: Callable[[], bool], max_steps: int) -> str:
-    from googlenet.training.loop import Callback, train
+    from googlenet.training.callbacks import Callback
+    from googlenet.training.loop import resume, train
 
-    regions = run_dir / "regions"
+    regions = run_dir / rundir.REGIONS
     deadline = time.perf_counter() + 60 * config.minutes if config.minutes > 0 else None
     probe = rcnn_train_config(config, regions, run_dir, config.epochs)
     warp_size = probe.data.input_size  # eval_crop_ratio 1: the resize size is the input size
@@ -229,7 +230,7 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
         with DirectoryLock(run_dir):
             rcnn = RCNNSettings(setting=config.proposals, max_side=config.max_side)
             record = record_for(config, data, {"rcnn": dataclasses.asdict(rcnn)})
-            write_atomically(run_dir / RECORD, json.dumps(record, indent=1).encode())
+            write_atomically(run_dir / rundir.DETECTION_RECORD, json.dumps(record, indent=1).encode())
     if not (regions / "train" / "regions.json").is_file():
         with DirectoryLock(run_dir):
             prepare_regions(config, data, regions, warp_size, region_fill(config, probe), on_message)
@@ -246,18 +247,13 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
         def on_message(self, message: str) -> None:
             on_message(message)
 
-    def overrides(saved):
-        from googlenet.training.config import with_overrides
-
+    call = dict(callbacks=[Relay()], should_stop=should_stop, max_steps=max_steps, deadline=deadline)
+    if resumed:
         asked = {k: v for k, v in (("epochs", config.epochs), ("batch_size", config.batch_size),
                                    ("lr", config.lr), ("threads", config.threads or None))
                  if v is not None}
-        return with_overrides(saved, asked) if asked else saved
-
-    result = train(train_config, resume=run_dir if resumed else None,
-                   overrides=overrides if resumed else (lambda c: c),
-                   callbacks=[Relay()], should_stop=should_stop, max_steps=max_steps, deadline=deadline)
-    return result.stop_reason
+        return resume(run_dir, overrides=asked, **call).stop_reason
+    return train(train_config, **call).stop_reason
 
 
 # --- Faster R-CNN (on GoogLeNet, or the peer) by the detection loop.
@@ -341,7 +337,7 @@ def train_torchvision(config: DetectConfig, data: DetectionData, run_dir: Path, 
     run_dir.mkdir(parents=True, exist_ok=True)
     before = torch.get_num_threads()
     with DirectoryLock(run_dir):
-        write_atomically(run_dir / RECORD, json.dumps(record, indent=1).encode())
+        write_atomically(run_dir / rundir.DETECTION_RECORD, json.dumps(record, indent=1).encode())
         on_message(f"run directory: {run_dir}")
         on_message(f"training {config.method} on {len(data)} images, {len(data.classes)} classes, "
                    f"{loop.epochs} epochs, batch {loop.batch_size}, lr {loop.lr:g}, {device}, "

@@ -15,6 +15,7 @@ class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # init_distributed created the process group: only then destroy it
 
     @property
     def enabled(self) -> bool:
@@ -26,18 +27,21 @@ class DistInfo:
 
 
 def init_distributed(device_type: str) -> DistInfo:
-    """Join the process group when started by torchrun (it sets WORLD_SIZE, RANK, LOCAL_RANK)."""
+    """Join the process group when started by torchrun (it sets WORLD_SIZE, RANK, LOCAL_RANK):
+    the caller's when it has made one, else a new one, which `owns_group` says."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo()
-    info = DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
+    created = not dist.is_initialized()
+    if created:
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
-    return info
+    return DistInfo(int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0")),
+                    owns_group=created)
 
 
-def shutdown_distributed() -> None:
-    if dist.is_available() and dist.is_initialized():
+def shutdown_distributed(info: DistInfo) -> None:
+    """Destroy the process group if `init_distributed` made it; never the caller's."""
+    if info.owns_group and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -79,29 +79,6 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
     return path
 
 
-OUTPUTS = Path("outputs")  # what commands make of published weights, loose files or no model
-
-
-def output_folder(source: str | Path | None) -> Path:
-    """Where a command puts what it makes of a model when given no output: the model's run
-    directory (a run, or its best.pt / last.pt), else outputs/ (published weights, loose files,
-    a model in memory, no model at all); never loose in the working directory."""
-    if source is not None and not str(source).startswith("<"):
-        path = Path(source)
-        if path.is_dir():
-            return path
-        if path.is_file() and path.name in ("best.pt", "last.pt"):
-            return path.parent
-    return OUTPUTS
-
-
-def default_output(source: str | Path | None, name: str) -> Path:
-    """`name` in `output_folder(source)`, the folder made."""
-    folder = output_folder(source)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / name
-
-
 def write_atomically(path: str | Path, data: bytes) -> None:
     with atomic_path(path, needed=len(data)) as tmp:
         tmp.write_bytes(data)

@@ -35,6 +35,7 @@ from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from googlenet.artifact import rundir
 from googlenet.data.images import check_header, read_transformed
 from googlenet.inference.predictor import Predictor
 from googlenet.serving.batcher import Batcher, QueueFull
@@ -128,7 +129,7 @@ class State:
 def model_id(source: str) -> str:
     name = os.path.basename(source.rstrip("/"))
     parent = os.path.basename(os.path.dirname(source.rstrip("/")))
-    return parent if name in ("best.pt", "last.pt") and parent else name or source
+    return parent if rundir.is_checkpoint_name(name) and parent else name or source
 
 
 def check_api_key(request: Request, config: ServeConfig) -> None:

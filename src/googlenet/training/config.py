@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from googlenet.arch.table import AUX, VARIANTS, check_width
-from googlenet.data.config import RENAMED, AugmentConfig, DataConfig, option, upgrade_augment
+from googlenet.data.config import AugmentConfig, DataConfig, option, refuse_unknown, upgrade_config
 from googlenet.errors import ConfigError
 
 LR_SCALINGS = ("none", "linear")
@@ -171,28 +171,26 @@ def coerce(value: Any, annotation: Any, name: str) -> Any:
         raise ConfigError(f"{name}: expected {annotation.__name__}, got {value!r}") from None
 
 
-def build_section(cls: type, values: dict[str, Any], section: str) -> Any:
+def build_section(cls: type, values: dict[str, Any], section: str, where: str | None = None) -> Any:
     hints = field_types(cls)
-    values = {RENAMED.get((section, k), k): v for k, v in values.items()}
-    if section == "augment":
-        values = upgrade_augment(values)
-    unknown = set(values) - set(hints)
-    if unknown:
-        raise ConfigError(f"unknown field(s) in section {section!r}: {', '.join(sorted(unknown))}")
+    refuse_unknown(section, values, hints, where)
     return cls(**{k: coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()})
 
 
-def config_from_dict(values: dict[str, Any]) -> TrainConfig:
-    """A validated TrainConfig; the `resolved` section of a run's config.yaml is ignored."""
-    values = {k: v for k, v in values.items() if k != "resolved"}
+def config_from_dict(values: dict[str, Any], where: str | None = None) -> TrainConfig:
+    """A validated TrainConfig from any googlenet version's names (`upgrade_config`); the
+    `resolved` section of a run's config.yaml is ignored. `where`: what the values were read
+    from, for the errors (a recipe file, a checkpoint)."""
+    values = upgrade_config({k: v for k, v in values.items() if k != "resolved"})
     unknown = set(values) - set(SECTION_TYPES)
     if unknown:
-        raise ConfigError(f"unknown section(s): {', '.join(sorted(unknown))}; "
-                         f"expected {', '.join(SECTION_TYPES)}")
-    sections = {name: build_section(cls, values.get(name) or {}, name)
+        place = f"{where}: " if where else ""
+        raise ConfigError(f"{place}unknown section(s): {', '.join(sorted(unknown))}; "
+                          f"expected {', '.join(SECTION_TYPES)}")
+    sections = {name: build_section(cls, values.get(name) or {}, name, where)
                 for name, cls in SECTION_TYPES.items()}
     config = TrainConfig(**sections)
-    validate(config)
+    check_config(config)
     return config
 
 
@@ -214,7 +212,8 @@ def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
     return config_from_dict(values)
 
 
-def validate(config: TrainConfig) -> None:
+def check_config(config: TrainConfig) -> None:
+    """A ConfigError naming the first field whose value is out of range or not a choice."""
     for section, cls in SECTION_TYPES.items():
         for f in fields(cls):
             allowed = f.metadata.get("choices")
@@ -299,7 +298,7 @@ def load_recipe(name_or_path: str) -> TrainConfig:
         raise ConfigError(f"recipe {name_or_path}: not valid YAML: {error}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"recipe {name_or_path}: expected a mapping of sections")
-    return config_from_dict(values)
+    return config_from_dict(values, f"recipe {name_or_path}")
 
 
 def dump_yaml(config: TrainConfig, resolved: dict[str, Any] | None = None) -> str:

@@ -7,10 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from googlenet.artifact import rundir
 from googlenet.runtime.files import atomic_path, write_atomically
-
-METRICS_FILE = "metrics.jsonl"
-PLOT_FILE = "curves.png"
 
 
 def default_run_dir(name: str, root: str | Path = "runs") -> Path:
@@ -18,7 +16,7 @@ def default_run_dir(name: str, root: str | Path = "runs") -> Path:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS_FILE
+    path = Path(run_dir) / rundir.METRICS
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -30,15 +28,15 @@ class RunLog:
     def __init__(self, run_dir: Path, config_yaml: str, resumed: bool) -> None:
         self.dir = Path(run_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.dir / "config.yaml", config_yaml.encode())
+        write_atomically(self.dir / rundir.CONFIG, config_yaml.encode())
         if not resumed:
-            (self.dir / METRICS_FILE).write_text("")
+            (self.dir / rundir.METRICS).write_text("")
         from torch.utils.tensorboard import SummaryWriter  # slow import, only when logging
 
-        self.tensorboard = SummaryWriter(log_dir=str(self.dir / "tensorboard"))
+        self.tensorboard = SummaryWriter(log_dir=str(self.dir / rundir.TENSORBOARD))
 
     def log_epoch(self, record: dict[str, Any]) -> None:
-        with open(self.dir / METRICS_FILE, "a") as f:
+        with open(self.dir / rundir.METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
         for key, value in record.items():
             if isinstance(value, (int, float)) and key != "epoch":
@@ -49,10 +47,10 @@ class RunLog:
     def drop_epochs_after(self, epoch: int) -> None:
         """On resume: forget epochs logged after the checkpoint being resumed."""
         kept = [r for r in read_metrics(self.dir) if r["epoch"] <= epoch]
-        write_atomically(self.dir / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in kept).encode())
+        write_atomically(self.dir / rundir.METRICS, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
     def plot(self) -> None:
-        plot_curves(read_metrics(self.dir), self.dir / PLOT_FILE)
+        plot_curves(read_metrics(self.dir), self.dir / rundir.CURVES)
 
     def close(self) -> None:
         self.tensorboard.close()

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from googlenet.artifact import schema
+from googlenet.artifact import rundir, schema
 from googlenet.artifact.build import build_model, has_aux_weights, model_from_artifact
 from googlenet.artifact.files import (
     CHECKPOINT_FORMAT,
@@ -38,7 +38,6 @@ from googlenet.weights.caffe import caffe_to_state_dict, read_caffemodel
 from googlenet.weights.download import fetch
 from googlenet.weights.published import PUBLISHED, Published, imagenet_classes, recognise
 
-RUN_CHECKPOINTS = ("best.pt", "last.pt")  # what a run directory is loaded from, in order
 Preprocess = str | Preprocessing | None  # a preset name, a record, or nothing stated
 
 
@@ -100,10 +99,10 @@ def resolve_path(path: Path) -> Path:
     # and the objects), a `googlenet train` checkpoint: it is used as the classifier it is. A
     # Faster R-CNN run's last.pt is of kind detector and refused when read (artifact.files).
     if path.is_dir():
-        for name in RUN_CHECKPOINTS:
+        for name in rundir.CHECKPOINTS:
             if (path / name).is_file():
                 return path / name
-        raise ModelSourceError(f"{path} is a directory without {' or '.join(RUN_CHECKPOINTS)}: "
+        raise ModelSourceError(f"{path} is a directory without {' or '.join(rundir.CHECKPOINTS)}: "
                                "not a run directory")
     if not path.exists():
         raise NotFound(f"{path} does not exist (published names: {', '.join(PUBLISHED)})")

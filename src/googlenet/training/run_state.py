@@ -1,0 +1,118 @@
+"""A run's state in its checkpoints: what one holds (`checkpoint_state`, with the run's
+artifact record), written only while the weights are finite, and read back by a resume
+(the checkpoint, the configuration with overrides, the parts, every rank's RNG).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from googlenet.artifact import rundir, schema
+from googlenet.artifact.record import Artifact, Provenance
+from googlenet.data.config import preprocessing
+from googlenet.errors import ConfigError, TrainingStopped
+from googlenet.runtime.distributed import DistInfo
+from googlenet.training.callbacks import Hooks
+from googlenet.training.checkpoint import all_finite, restore_rng, save_checkpoint
+from googlenet.training.config import TrainConfig, config_from_dict, config_to_dict, with_overrides
+from googlenet.training.engine import Progress, TrainingParts
+
+
+def run_artifact(config: TrainConfig, classes: Sequence[str], metrics: dict[str, Any] | None
+                 ) -> Artifact:
+    """The run's record, without weights: the one its checkpoints carry and its models hold
+    (`model.artifact`): the data's classes and preprocessing, the configuration, the metrics."""
+    return Artifact(config.model.variant, tuple(classes), preprocessing(config.data),
+                    aux_logits=config.model.aux_logits, width=config.model.width,
+                    provenance=Provenance(config=config_to_dict(config), metrics=metrics))
+
+
+def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConfig,
+                     classes: list[str], best_top1: float | None,
+                     metrics: dict[str, Any] | None, rng_per_rank: list[dict[str, Any]],
+                     threads: int) -> dict[str, Any]:
+    """Everything a resume needs; `rng_per_rank`: every process's RNG states (each rank
+    draws its own dropout), gathered by `all_gather`; `threads`: the intra-op threads, which
+    the resume uses again (convolution results depend on them)."""
+    return {
+        "model": parts.model.state_dict(),
+        "ema": parts.average.state_dict() if parts.average else None,  # the key of older files
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
+        "scaler": parts.scaler.state_dict(),
+        "progress": dataclasses.asdict(progress),
+        "rng_per_rank": rng_per_rank,
+        "threads": threads,
+        "config": config_to_dict(config),
+        "classes": list(classes),
+        "artifact": schema.to_dict(run_artifact(config, classes, metrics)),
+        "best_top1": best_top1,
+        "metrics": metrics,
+    }
+
+
+def save_run_checkpoint(run_dir: Path, name: str, state: dict[str, Any]) -> None:
+    """Never overwrite a good checkpoint with non-finite weights."""
+    if not all_finite(state["model"]) or (state["ema"] and not all_finite(state["ema"]["module"])):
+        raise TrainingStopped(f"the weights are no longer finite; {name} was not overwritten")
+    save_checkpoint(run_dir / name, state)
+
+
+def checkpoint_to_resume(run: str | Path) -> Path:
+    """A run directory's last.pt, or the checkpoint file given."""
+    path = Path(run)
+    checkpoint = rundir.last_checkpoint(path) if path.is_dir() else path
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"nothing to resume: {checkpoint} does not exist")
+    return checkpoint
+
+
+ARCHITECTURE_FIELDS = ("variant", "aux_logits")  # what a resumed run cannot change
+
+
+def config_for_resume(state: dict[str, Any],
+                      overrides: Mapping[str, Any] | Callable[[TrainConfig], TrainConfig] | None,
+                      where: str | None = None) -> TrainConfig:
+    """The run's saved configuration with `overrides` (flat fields, or a function) on top;
+    the network's fields keep their saved values."""
+    saved = config_from_dict(state["config"], where)
+    if overrides is None:
+        config = saved
+    elif isinstance(overrides, Mapping):
+        config = with_overrides(saved, dict(overrides))
+    else:
+        config = overrides(saved)
+    for name in ARCHITECTURE_FIELDS:
+        before, after = getattr(saved.model, name), getattr(config.model, name)
+        if before != after:
+            raise ConfigError(f"the run was trained with model.{name} = {before}; a resumed run "
+                              f"keeps its network, so it cannot become {after}")
+    return config
+
+
+def restore_parts(parts: TrainingParts, state: dict[str, Any]) -> Progress:
+    parts.model.load_state_dict(state["model"])
+    if parts.average is not None and state.get("ema"):
+        parts.average.load_state_dict(state["ema"])
+    parts.optimizer.load_state_dict(state["optimizer"])
+    parts.scheduler.load_state_dict(state["scheduler"])
+    parts.scaler.load_state_dict(state["scaler"])
+    return Progress(**state["progress"])
+
+
+def restore_rng_of_rank(state: dict[str, Any], info: DistInfo, hooks: Hooks) -> None:
+    """Each process continues its own random stream, when the run has as many processes.
+    Checkpoints written before every rank's state was kept hold rank 0's alone, under "rng"."""
+    per_rank = state.get("rng_per_rank") or [state["rng"]]
+    if len(per_rank) == info.world_size:
+        restore_rng(per_rank[info.rank])
+        return
+    restore_rng(per_rank[0])
+    torch.manual_seed(state["config"]["run"]["seed"] + info.rank + 1000 * state["progress"]["step"])
+    hooks.on_message(f"resumed with {info.world_size} process(es) where the run had {len(per_rank)}: "
+                     "it continues, but not bit for bit as it would have")
