@@ -262,8 +262,11 @@ def test_past_the_connection_cap_a_new_connection_gets_503(server, photos):
     held = [connect(url) for _ in range(MAX_CONNECTIONS)]
     try:
         time.sleep(0.1)
-        status, answer = raw(url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3)
-        assert status == 503 and b"open connections" in answer
+        with connect(url) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = read_answer(sock, timeout=3)
+        assert status_of(answer) == 503 and b"open connections" in answer
+        assert b"\r\nretry-after: 1\r\n" in answer.lower()  # as a full queue's 503
     finally:
         for sock in held:
             sock.close()

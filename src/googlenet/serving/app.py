@@ -39,7 +39,7 @@ from googlenet.data.images import check_header, read_transformed
 from googlenet.inference.predictor import Predictor
 from googlenet.serving.batcher import Batcher, QueueFull
 from googlenet.serving.connection import ConnectionLimits, GuardedH11Protocol
-from googlenet.serving.errors import ClientError, error_body
+from googlenet.serving.errors import RETRY_AFTER, ClientError, error_body
 from googlenet.serving.guard import RequestGuard
 from googlenet.serving.metrics import Metrics
 
@@ -301,7 +301,7 @@ async def wait_for_batch(request: Request, state: State, views: torch.Tensor) ->
         return answer.result()
     except QueueFull as error:
         raise ClientError(503, f"the server is busy ({error}); retry shortly",
-                          headers={"Retry-After": "1"}) from None
+                          headers=RETRY_AFTER) from None
     finally:
         answer.cancel()  # a no-op once answered
 
