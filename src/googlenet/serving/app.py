@@ -47,7 +47,6 @@ T = TypeVar("T")
 
 MB = 1 << 20
 CONFIG_VARIABLE = "GOOGLENET_SERVE_CONFIG"  # how `--workers N` passes the settings to each worker
-API_KEY_VARIABLE = "GOOGLENET_API_KEY"
 MAX_HEADER_BYTES = 16 * 1024  # a request line and header larger than this: 431 (400 when split)
 CLOSE = {"Connection": "close"}  # the rest of the body is not read: the connection cannot go on
 
