@@ -296,6 +296,26 @@ def test_a_client_that_leaves_mid_upload_logs_nothing(server, photos):
     assert [r for r in records if r.levelno >= logging.WARNING] == []
 
 
+def test_a_client_gone_while_its_request_waits_is_counted_and_not_answered(digits_run, photos,
+                                                                            monkeypatch):
+    slow_model(monkeypatch, 1.0)
+    image = photos[0].read_bytes()
+    with running(ServeConfig(model=str(digits_run.run_dir), threads=1)) as url:
+        with connect(url) as sock:
+            sock.sendall(body(len(image), image))
+            time.sleep(0.3)  # received and decoded: waiting for the model
+            sock.shutdown(socket.SHUT_WR)  # gone (it can still read what the server sends)
+            assert read_answer(sock, timeout=3) == b""  # closed, unanswered
+        counted = 'googlenet_requests_total{status="disconnected"} 1.0'
+        for _ in range(30):  # the request sees that its client left at its next look (0.25 s)
+            metrics = httpx.get(f"{url}/metrics").text
+            if counted in metrics:
+                break
+            time.sleep(0.1)
+    assert counted in metrics, metrics
+    assert 'status="499"' not in metrics
+
+
 @pytest.mark.parametrize("authorization", [
     None, "", "Bearer", "Bearer wrong", "bearer s3cret", "Bearer s3cre", "Bearer s3cretX",
     "Bearer  s3cret", "Basic czNjcmV0", "Token s3cret", "s3cret", "Bearer " + "s" * 10_000])

@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from googlenet.inference.predictor import Predictor
 from googlenet.serving.api import ExplainAPI, ModelAPI, PredictAPI, model_record
@@ -135,14 +136,14 @@ async def answer(request: Request, api: ModelAPI) -> dict[str, Any]:
 
 async def while_connected(request: Request, work: Awaitable[T]) -> T:
     """`work`'s result, unless the client goes away first: then the work is cancelled (the
-    batcher skips a cancelled request). A request past its deadline is cancelled the same way,
-    by the guard."""
+    batcher skips a cancelled request) and ClientDisconnect leaves it unanswered (the guard
+    counts it). A request past its deadline is cancelled the same way, by the guard."""
     task = asyncio.ensure_future(work)
     try:
         while not task.done():
             await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
             if not task.done() and await request.is_disconnected():
-                raise ClientError(499, "the client went away")
+                raise ClientDisconnect()
         return task.result()
     finally:
         task.cancel()  # a no-op once done
@@ -219,7 +220,7 @@ async def busy(request: Request, error: QueueFull) -> Response:
 
 def observer(app: FastAPI) -> Observer:
     """The request guard's report on each /v1/predict request, into the metrics."""
-    def observe(path: str, status: int, seconds: float) -> None:
+    def observe(path: str, status: int | None, seconds: float) -> None:
         state = getattr(app.state, "serving", None)
         if path == "/v1/predict" and state is not None:
             state.metrics.observe_request(status, seconds, state.predict.batcher.depth)
