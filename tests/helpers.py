@@ -121,13 +121,14 @@ def running_server(config) -> Iterator[tuple[str, object]]:
 
 
 def slow_model(monkeypatch, seconds: float) -> None:
-    """Every forward pass of the servers started after this takes `seconds` longer."""
-    from googlenet.serving import app as app_module
+    """Every forward pass of the servers started after this takes `seconds` longer (on the
+    batcher's thread, so that requests queue up behind it)."""
+    from googlenet.serving.api import PredictAPI
 
-    original = app_module.State.probabilities
+    original = PredictAPI.forward
 
     def slow(self, views):
         time.sleep(seconds)
         return original(self, views)
 
-    monkeypatch.setattr(app_module.State, "probabilities", slow)
+    monkeypatch.setattr(PredictAPI, "forward", slow)

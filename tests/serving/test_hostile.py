@@ -262,8 +262,11 @@ def test_past_the_connection_cap_a_new_connection_gets_503(server, photos):
     held = [connect(url) for _ in range(MAX_CONNECTIONS)]
     try:
         time.sleep(0.1)
-        status, answer = raw(url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=3)
-        assert status == 503 and b"open connections" in answer
+        with connect(url) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = read_answer(sock, timeout=3)
+        assert status_of(answer) == 503 and b"open connections" in answer
+        assert b"\r\nretry-after: 1\r\n" in answer.lower()  # as a full queue's 503
     finally:
         for sock in held:
             sock.close()
@@ -291,6 +294,26 @@ def test_a_client_that_leaves_mid_upload_logs_nothing(server, photos):
         for logger in loggers:
             logger.removeHandler(handler)
     assert [r for r in records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_client_gone_while_its_request_waits_is_counted_and_not_answered(digits_run, photos,
+                                                                            monkeypatch):
+    slow_model(monkeypatch, 1.0)
+    image = photos[0].read_bytes()
+    with running(ServeConfig(model=str(digits_run.run_dir), threads=1)) as url:
+        with connect(url) as sock:
+            sock.sendall(body(len(image), image))
+            time.sleep(0.3)  # received and decoded: waiting for the model
+            sock.shutdown(socket.SHUT_WR)  # gone (it can still read what the server sends)
+            assert read_answer(sock, timeout=3) == b""  # closed, unanswered
+        counted = 'googlenet_requests_total{status="disconnected"} 1.0'
+        for _ in range(30):  # the request sees that its client left at its next look (0.25 s)
+            metrics = httpx.get(f"{url}/metrics").text
+            if counted in metrics:
+                break
+            time.sleep(0.1)
+    assert counted in metrics, metrics
+    assert 'status="499"' not in metrics
 
 
 @pytest.mark.parametrize("authorization", [

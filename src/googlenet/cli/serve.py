@@ -8,6 +8,8 @@ import signal
 
 from googlenet.cli.args import add_backend, add_device, add_model, add_threads, positive_int
 
+API_KEY_VARIABLE = "GOOGLENET_API_KEY"  # --api-key's default: a key in the arguments shows in `ps`
+
 LIMITS = (  # ServeConfig's field, its type, what it bounds
     ("max_batch", positive_int, "images per forward pass at most"),
     ("max_wait_ms", float, "how long a batch waits for requests still being decoded (an idle server "
@@ -44,8 +46,8 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     add_device(p)
     for name, kind, help_text in LIMITS:
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=DEFAULTS[name], help=help_text)
-    p.add_argument("--api-key", default=os.environ.get("GOOGLENET_API_KEY"),
-                   help="require `Authorization: Bearer KEY` (default: $GOOGLENET_API_KEY, else none)")
+    p.add_argument("--api-key", default=os.environ.get(API_KEY_VARIABLE),
+                   help=f"require `Authorization: Bearer KEY` (default: ${API_KEY_VARIABLE}, else none)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from ORIGIN (repeatable; default: none)")
     p.set_defaults(run=run_serve)

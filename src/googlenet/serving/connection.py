@@ -5,7 +5,8 @@ that faces the internet.
   `header_timeout_s` of its first byte (or of opening); else 408, or a silent close when it
   sent nothing (slowloris, idle sockets);
 - a connection cap: past `max_connections` open connections a new one is answered 503 at
-  once, before anything is read (uvicorn's `limit_concurrency` answers in plain text);
+  once (with Retry-After), before anything is read (uvicorn's `limit_concurrency` answers in
+  plain text);
 - malformed requests (and headers over h11's incomplete-event size) answered 400 in JSON;
 - a graceful stop that does not wait for a stalled upload: a request whose body is still
   arriving when the server stops is answered 503 and dropped; requests already received
@@ -24,7 +25,7 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from googlenet.serving.errors import raw_response
+from googlenet.serving.errors import RETRY_AFTER, raw_response
 
 FIRST_BYTE = "googlenet.first_byte"  # scope key: loop.time() of the request's first byte
 
@@ -46,7 +47,7 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
             self.refuse(503, f"the server has {self.limits.max_connections} open connections; "
-                             "retry shortly")
+                             "retry shortly", RETRY_AFTER)
             return
         self.start_header_timer()
 
@@ -92,9 +93,9 @@ class GuardedH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         self.refuse(400, "malformed HTTP request (or a header over the size limit)")
 
-    def refuse(self, status: int, message: str) -> None:
+    def refuse(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         self.stop_header_timer()
-        self.transport.write(raw_response(status, message))
+        self.transport.write(raw_response(status, message, headers))
         self.transport.close()
 
     def shutdown(self) -> None:

@@ -5,9 +5,12 @@ contract for every request, whatever the route does.
   googlenet.serving.connection; else of the moment its header was read), upload, decode,
   queue and model all counted: 408 when its body had not all arrived by then, 504 when it
   had; an answer already started is let finish;
-- a client that goes away mid-request is not an error: no traceback, one debug line;
+- a client that goes away mid-request (ClientDisconnect, from reading its body or from the
+  app's watch while it waits) is not an error: nothing is answered, no traceback, one debug
+  line;
 - anything unexpected is answered 500 in the one error shape and logged once;
-- `observe(path, status, seconds)` after each answer (the metrics).
+- `observe(path, status, seconds)` after each request (the metrics); status None when the
+  client went away unanswered.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from googlenet.serving.connection import FIRST_BYTE
 from googlenet.serving.errors import error_body
 
 logger = logging.getLogger("googlenet.serve")
-Observer = Callable[[str, int, float], None]
+Observer = Callable[[str, int | None, float], None]
 
 
 async def answer(send: Callable, status: int, message: str) -> None:
@@ -77,7 +80,7 @@ class RequestGuard:
             await self.guarded(scope, tracked_receive, tracked_send, start, state)
         finally:
             if self.observe is not None:
-                self.observe(scope["path"], state["status"] or 499, loop.time() - start)
+                self.observe(scope["path"], state["status"] or None, loop.time() - start)
 
     async def guarded(self, scope: dict[str, Any], receive: Callable, send: Callable, start: float,
                       state: dict[str, Any]) -> None:

@@ -13,6 +13,7 @@ from prometheus_client import (
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+DISCONNECTED = "disconnected"  # the status label of a request whose client left before its answer
 
 
 class Metrics:
@@ -29,8 +30,9 @@ class Metrics:
         self.queue_depth = Gauge("googlenet_queue_depth", "Requests waiting for the model",
                                  registry=self.registry)
 
-    def observe_request(self, status: int, seconds: float, depth: int) -> None:
-        self.requests.labels(status=str(status)).inc()
+    def observe_request(self, status: int | None, seconds: float, depth: int) -> None:
+        """`status` None: nothing was answered (the client went away)."""
+        self.requests.labels(status=DISCONNECTED if status is None else str(status)).inc()
         self.latency.observe(seconds)
         self.queue_depth.set(depth)
 
