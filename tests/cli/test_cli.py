@@ -101,7 +101,7 @@ def test_every_train_flag_has_help_text(capsys):
 
 
 def test_the_model_argument_is_spelled_the_same_everywhere(capsys):
-    for command in ("evaluate", "predict", "features", "export", "quantize"):
+    for command in ("evaluate", "predict", "features", "export", "quantize", "train"):
         with pytest.raises(SystemExit):
             main([command, "--help"])
         assert "-m MODEL, --model MODEL" in capsys.readouterr().out.replace(" [MODEL ...]", ""), command
@@ -117,6 +117,7 @@ RENAMED = [
      "output_dir", "maps"),
     (["quantize", "-m", "imagenet", "--calibration", "digits", "--output", "q.onnx",
       "--eval-images", "20"], "--eval-images", "--limit", "limit", 20),
+    (["train", "--weights", "imagenet"], "--weights", "--model", "weights", "imagenet"),
 ]
 
 

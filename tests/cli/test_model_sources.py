@@ -1,4 +1,4 @@
-"""Every command that takes a model (-m, train --weights) with every kind of model source:
+"""Every command that takes a model (-m, train -m) with every kind of model source:
 valid ones work where they fit, and every other ends in one line on stderr naming the file,
 exit status 2, and no traceback. The sources are made once for the module, small."""
 
@@ -70,7 +70,7 @@ def commands(made: dict[str, Path], model: str, out: Path) -> dict[str, list[str
         "dream": ["dream", photo, "-m", model, "--octaves", "1", "--steps", "1", "--output",
                   str(out / "d.png")],
         "weights convert": ["weights", "convert", "-m", model, "--output", str(out / "w.safetensors")],
-        "train": ["train", "--weights", model, "--data", "digits", "--epochs", "1", "--max-steps", "1",
+        "train": ["train", "-m", model, "--data", "digits", "--epochs", "1", "--max-steps", "1",
                   "--output", str(out / "train"), "--quiet"],
         "detect train": ["detect", "train", "--data", voc, "--split", "all", "--method", "faster-rcnn",
                          "-m", model, "--max-steps", "1", "--image-size", "64", "--batch-size", "2",

@@ -94,7 +94,7 @@ def test_biases_train_at_bias_lr_scale_without_weight_decay():
 
 def test_train_with_weights_fine_tunes_a_new_classifier(bn_weights, tmp_path, capsys):
     run = tmp_path / "run"
-    code = main(["train", "--weights", str(bn_weights), "--data", "digits", "--input-size", "32",
+    code = main(["train", "-m", str(bn_weights), "--data", "digits", "--input-size", "32",
                  "--augment", "crop-flip", "--epochs", "1", "--batch-size", "64", "--freeze", "4e",
                  "--workers", "0", "--output", str(run), "--quiet", "--warmup-epochs", "0"])
     assert code == 0

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import fields
 from typing import Any
 
+from googlenet.cli.args import add_renamed
 from googlenet.training.config import SECTION_TYPES, field_types, recipe_names
 
 EXIT_INTERRUPTED = 75  # EX_TEMPFAIL: stopped by a signal; --resume continues
@@ -23,7 +24,7 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
         description="Train GoogLeNet with a named recipe (YAML) whose every field can be "
                     "overridden by the flag of the same name.")
     p.add_argument("--recipe", help=f"a recipe name ({', '.join(recipe_names())}) or a YAML "
-                   "file; default: finetune with --weights, else fast with data flags, else digits")
+                   "file; default: finetune with -m/--model, else fast with data flags, else digits")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR (or from a checkpoint file) exactly")
     p.add_argument("--max-steps", type=int, default=0, metavar="N",
@@ -34,26 +35,43 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
         hints = field_types(cls)
         for f in fields(cls):
             add_field_flag(group, f, hints[f.name])
+    add_renamed(p, "--weights", "--model", dest="weights", metavar="MODEL", default=argparse.SUPPRESS)
     p.set_defaults(run=run_train)
 
 
 def add_field_flag(group: argparse._ArgumentGroup, f: Any, annotation: Any) -> None:
     """One flag for one config field: --<flag>, with the field's help, choices and default."""
     flag = "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
+    flags = ("-m", flag) if flag == "--model" else (flag,)  # -m/--model, as in every command
     default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
     help_text = f"{f.metadata.get('help', '')} (default: {default})".replace("%", "%%")
     if annotation is bool:
         group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                            default=argparse.SUPPRESS, help=help_text)
     else:
-        group.add_argument(flag, dest=f.name, metavar=f.name.upper(), default=argparse.SUPPRESS,
+        metavar = "MODEL" if flag == "--model" else f.name.upper()
+        group.add_argument(*flags, dest=f.name, metavar=metavar, default=argparse.SUPPRESS,
                            choices=f.metadata.get("choices"), help=help_text)
 
 
-def default_recipe(overrides: dict) -> str:
+PHOTO_SIDE = 64  # a typical shorter side above this: photographs (recipe photos), else fast at 32
+
+
+def default_recipe(overrides: dict) -> tuple[str, str]:
+    """The recipe for what was given, and why (the run's first line says both)."""
     if "weights" in overrides:
-        return "finetune"
-    return "fast" if overrides.keys() & {"path", "train_dir", "val_dir"} else "digits"
+        return "finetune", f"fine-tuning {overrides['weights']}"
+    if not overrides.keys() & {"path", "train_dir", "val_dir"}:
+        return "digits", "the built-in digits"
+    from googlenet.data.config import DataConfig
+    from googlenet.data.trees import typical_short_side
+
+    data = DataConfig(**{k: overrides[k] for k in ("path", "train_dir", "val_dir") if k in overrides})
+    side = typical_short_side(data)
+    if side is None or side <= PHOTO_SIDE:
+        return "fast", ("small images" if side is None else f"small images ({side} px typical "
+                        "shorter side), trained at 32x32 as CIFAR-10")
+    return "photos", f"photographs ({side} px typical shorter side)"
 
 
 def under_torchrun() -> bool:
@@ -117,8 +135,11 @@ def run_train(args: argparse.Namespace) -> int:
             result = resume(args.resume, overrides=overrides, callbacks=show, should_stop=stop,
                             max_steps=args.max_steps)
         else:
-            config = with_overrides(load_recipe(args.recipe or default_recipe(overrides)), overrides)
+            recipe, why = (args.recipe, "as asked") if args.recipe else default_recipe(overrides)
+            config = with_overrides(load_recipe(recipe), overrides)
             show = console(config.run.quiet)
+            if not config.run.quiet:
+                print(f"recipe {recipe}: {why}", flush=True)
             # the run sets its own threads (run.threads, run.follow_free_cores)
             result = train(config, callbacks=show, should_stop=stop, max_steps=args.max_steps)
     if result.stop_reason != "completed":

@@ -17,11 +17,14 @@ as torchvision's ImageFolder does.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from PIL import Image
 
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB, DataConfig
 from googlenet.data.images import IMAGE_SUFFIXES, is_image_file, read_file
@@ -260,3 +263,20 @@ def file_splits(data: DataConfig) -> tuple[FileSplit, FileSplit]:
         train, val = tree_splits(data.path, data)
     check_same_classes(train, val)
     return train, val
+
+
+def typical_short_side(data: DataConfig, sample: int = 16) -> int | None:
+    """The median shorter side of up to `sample` training images, read from their headers
+    (None for the built-in digits or when none can be read): photographs or thumbnails?"""
+    if data.path == "digits" and not data.train_dir:
+        return None
+    train, _ = file_splits(data)
+    step = max(1, len(train.samples) // sample)
+    sides = []
+    for name, _ in train.samples[::step][:sample]:
+        try:
+            with Image.open(io.BytesIO(train.reader.read(name))) as image:
+                sides.append(min(image.size))
+        except (OSError, ValueError):  # an unreadable file: training names it later
+            continue
+    return sorted(sides)[len(sides) // 2] if sides else None

@@ -93,7 +93,7 @@ def resolve_init_from(config: TrainConfig, weights_given: bool = False
     if not source:
         return config, None
     if config.model.weights or weights_given:
-        raise ConfigError("--init-from and --weights both give the starting weights: choose one")
+        raise ConfigError("--init-from and --model both give the starting weights: choose one")
     run_config = Path(source) / rundir.CONFIG
     if run_config.is_file():
         other = load_recipe(str(run_config))  # a run's record reads as a recipe
@@ -197,7 +197,7 @@ def load_initial_weights(model: GoogLeNet, initial: Artifact) -> None:
         raise ConfigError(f"--init-from {initial.source}: its weights ({initial.variant}, "
                           f"{len(initial.classes)} classes) are not this model's ("
                           f"{model.variant.name}, {model.num_classes} classes); start from them "
-                          "with --weights to fine-tune instead")
+                          "with --model to fine-tune instead")
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:

@@ -43,13 +43,14 @@ class ModelConfig:
     dropout: float | None = option(None, help="main head dropout (default: the variant's, 40% in "
                                               "the paper)")
     aux_dropout: float | None = option(None, help="auxiliary heads' dropout (default: 70%)")
-    weights: str | None = option(None, help="start from these weights (fine-tuning): imagenet, bvlc, "
-                                            "a run directory or a weights file; the classifiers "
-                                            "are replaced for the data's classes")
+    weights: str | None = option(None, flag="model",
+                                 help="start from this model (fine-tuning): imagenet, bvlc, a run "
+                                      "directory or a weights file; the classifiers are replaced "
+                                      "for the data's classes")
     init_from: str | None = option(None, help="start from the initial weights of this run (its "
                                               "recorded init seed and model) or of this weights "
                                               "file or checkpoint, trained from scratch by the "
-                                              "recipe (unlike --weights, nothing is replaced)")
+                                              "recipe (unlike --model, nothing is replaced)")
     freeze: str | None = option(None, help="freeze the network through this row (e.g. 4e, "
                                            "inception4e) or the whole backbone")
     pretrained_lr_scale: float = option(1.0, help="learning rate of all but the classifiers, as a "

@@ -202,7 +202,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
                              f"initial weights from init seed {init_seed(config)}, sampling from "
                              f"seed {config.run.seed}")
         hooks.on_message(
-            f"training {config.model.variant} on {len(datasets.train)} images, "
+            f"training {config.model.variant} on {len(datasets.train)} images at "
+            f"{config.data.input_size}x{config.data.input_size}, "
             f"{len(datasets.classes)} classes, {device.type}, {parts.precision.name}, "
             f"{info.world_size} process(es), {threads.threads} thread(s), "
             f"batch {config.optim.batch_size} per process, lr {resolved.lr:g}")
