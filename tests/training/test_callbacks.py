@@ -52,3 +52,4 @@ def test_the_package_exports_training_by_its_short_names():
     assert (googlenet.Callback, googlenet.PrintMessages, googlenet.ProgressBar) == (
         callbacks.Callback, callbacks.PrintMessages, callbacks.ProgressBar)
     assert all(getattr(googlenet, name) is not None for name in googlenet.EXPORTS)  # every path resolves
+

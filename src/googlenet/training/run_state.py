@@ -15,8 +15,9 @@ import torch
 from googlenet.artifact import rundir, schema
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.data.config import preprocessing
-from googlenet.errors import ConfigError, TrainingStopped
+from googlenet.errors import ConfigError, NotFound, TrainingStopped
 from googlenet.runtime.distributed import DistInfo
+from googlenet.runtime.files import DirectoryLock
 from googlenet.training.callbacks import Hooks
 from googlenet.training.checkpoint import all_finite, restore_rng, save_checkpoint
 from googlenet.training.config import TrainConfig, config_from_dict, config_to_dict, with_overrides
@@ -68,7 +69,9 @@ def checkpoint_to_resume(run: str | Path) -> Path:
     path = Path(run)
     checkpoint = rundir.last_checkpoint(path) if path.is_dir() else path
     if not checkpoint.exists():
-        raise FileNotFoundError(f"nothing to resume: {checkpoint} does not exist")
+        if (path / DirectoryLock.NAME).exists():  # a run before its first checkpoint: RunInUse
+            DirectoryLock(path).acquire().release()  # names its PID
+        raise NotFound(f"nothing to resume: {checkpoint} does not exist")
     return checkpoint
 
 
