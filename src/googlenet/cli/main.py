@@ -6,6 +6,7 @@ Importing this module imports no torch: each command imports what it runs.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,9 @@ from googlenet.errors import GoogLeNetError
 from googlenet.extras import require_extra
 
 EXIT_USER_ERROR = 2
+# torch's cpp_extension warns "No CUDA runtime is found" when imported (by NNCF, for one) on a
+# machine with a CUDA toolkit and no GPU: nothing the user of a CPU command can act on.
+logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 # A library setting named in an error message -> the flag that sets it on the command line.
 FLAGS = {"overwrite": "--force", "preprocess": "--preprocess"}
 COMMANDS = (*info.COMMANDS[:2], *train.COMMANDS, *inference.COMMANDS, info.add_weights,
