@@ -151,11 +151,14 @@ def image_folder(root: Path, bad: int = 1) -> Path:
 def test_unreadable_images_are_skipped_and_named(tmp_path):
     messages = Messages()
     data = image_folder(tmp_path / "images")
+    (data / "val" / "blue" / "torn.png").write_bytes(b"\x89PNG\r\n\x1a\n not the rest")
     # 24 good images and a broken one: batches of 5 cover every file
     result = train(config(tmp_path, path=str(data), batch_size="5", in_memory=False,
                           policy="paper"), callbacks=[messages])
-    assert result.last_metrics["bad_images"] == 1
-    assert any("broken0.jpg" in line for line in messages.lines if line.startswith("epoch 1/1"))
+    assert result.last_metrics["bad_images"] == 1 and result.last_metrics["val_bad_images"] == 1
+    summary = [line for line in messages.lines if line.startswith("epoch 1/1")]
+    assert any("broken0.jpg" in line for line in summary)
+    assert any("validation skipped 1 unreadable: " in line and "torn.png" in line for line in summary)
 
 
 def test_too_many_unreadable_images_stop_the_run(tmp_path):

@@ -319,7 +319,7 @@ class EpochLoop:
         if self.run_log is not None:
             self.run_log.log_epoch(self.last_metrics)
             self.hooks.on_epoch_end(self.last_metrics)
-            self.hooks.on_message(summary_line(self.last_metrics, epochs, result))
+            self.hooks.on_message(summary_line(self.last_metrics, epochs, result, val))
             # best.pt first: a kill between the two writes leaves best.pt at this epoch and
             # last.pt at the one before, which the resume redoes; never last.pt ahead of best.pt.
             if is_best:

@@ -19,6 +19,7 @@ def epoch_record(epoch: int, lr: float, train: EpochResult, val: ValidationResul
         "images_per_second": train.images_per_second, "seconds": train.seconds,
         "step": progress.step, "bad_images": len(train.bad_images),
         "nonfinite_skipped": train.nonfinite_skipped, "threads": threads.threads,
+        "val_bad_images": len(val.bad_images) if val else None,
     }
     changes = threads.drain()
     if changes:  # the weights depend on the thread count: a change is part of the record
@@ -26,7 +27,8 @@ def epoch_record(epoch: int, lr: float, train: EpochResult, val: ValidationResul
     return record
 
 
-def summary_line(record: dict[str, Any], epochs: int, train: EpochResult) -> str:
+def summary_line(record: dict[str, Any], epochs: int, train: EpochResult,
+                 val: ValidationResult | None = None) -> str:
     line = (f"epoch {record['epoch']}/{epochs}  lr {record['lr']:.4g}  "
             f"train loss {record['train_loss']:.4f}")
     if record["val_top1"] is not None:
@@ -35,6 +37,9 @@ def summary_line(record: dict[str, Any], epochs: int, train: EpochResult) -> str
     line += f"  {record['images_per_second']:.0f} img/s  {record['seconds']:.1f}s"
     if train.bad_images:
         line += f"  skipped {len(train.bad_images)} unreadable: " + "; ".join(train.bad_images[:5])
+    if val is not None and val.bad_images:  # named, as evaluate names them
+        line += (f"  validation skipped {len(val.bad_images)} unreadable: "
+                 + "; ".join(val.bad_images[:5]))
     if train.nonfinite_skipped:
         line += f"  skipped {train.nonfinite_skipped} non-finite steps"
     return line
