@@ -321,3 +321,17 @@ def test_train_takes_threads(tmp_path):
     from googlenet.cli.main import build_parser
 
     assert build_parser().parse_args(["train", "--threads", "1"]).threads == "1"  # a config field
+
+
+def test_a_stop_on_an_epochs_last_batch_records_that_epoch_and_nothing_false(tmp_path):
+    """Single-batch epochs (a small folder): a step limit of 1 ends epoch 1 exactly; the resume
+    starts epoch 2 instead of logging an empty epoch 1 with loss 0 and 0 images/s."""
+    data = image_folder(tmp_path / "images", bad=0)  # 24 training images: one batch of 24
+    settings = {"path": str(data), "batch_size": "24", "epochs": "2", "in_memory": False,
+                "policy": "paper"}
+    first = train(config(tmp_path, **settings), max_steps=1)
+    assert first.stop_reason == "max_steps" and first.epochs_done == 1
+    resume(first.run_dir)
+    rows = [json.loads(line) for line in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert all(row["train_loss"] > 0 and row["images_per_second"] > 0 for row in rows)

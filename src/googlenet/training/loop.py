@@ -264,6 +264,12 @@ class EpochLoop:
             lr = self.parts.optimizer.param_groups[0]["lr"]
             result = self.train_epoch()
             if result.interrupted:
+                if self.progress.batch_in_epoch >= len(self.loaders.train):
+                    # stopped on the epoch's last batch: the epoch is complete and recorded as
+                    # one, so that a resume starts the next rather than logging an empty epoch
+                    self.progress.epoch += 1
+                    self.progress.batch_in_epoch = 0
+                    self.end_of_epoch(lr, result)
                 return self.interrupted()
             self.progress.epoch += 1
             self.progress.batch_in_epoch = 0
