@@ -335,3 +335,15 @@ def test_a_stop_on_an_epochs_last_batch_records_that_epoch_and_nothing_false(tmp
     rows = [json.loads(line) for line in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [1, 2]
     assert all(row["train_loss"] > 0 and row["images_per_second"] > 0 for row in rows)
+
+
+def test_extending_a_finished_one_cycle_run_says_what_it_follows_and_never_trains_at_lr_0(tmp_path):
+    messages = Messages()
+    first = train(config(tmp_path, batch_size="128", schedule="onecycle", warmup_epochs="0.5"))
+    assert load_checkpoint(first.run_dir / "last.pt")["optimizer"]["param_groups"][0]["lr"] < 1e-6
+    longer = resume(first.run_dir, overrides={"epochs": 2}, callbacks=[messages])
+    said = [line for line in messages.lines if "schedule now spans" in line]
+    assert said and "the onecycle schedule now spans 2 epochs instead of 1" in said[0]
+    rows = [json.loads(line) for line in (first.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert longer.epochs_done == 2 and rows[-1]["epoch"] == 2
+    assert rows[-1]["lr"] > 1e-3  # the new cycle's rate at its midpoint, not the old cycle's 0

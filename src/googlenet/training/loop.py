@@ -177,8 +177,14 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
     parts = build_parts(model, config, device, info, len(loaders.train), resolved)
     progress, best_top1 = Progress(), None
     if state is not None:
+        saved_lr = state["optimizer"]["param_groups"][0]["lr"]
         progress = restore_parts(parts, state)
         best_top1 = state.get("best_top1")
+        if (before := state["config"]["optim"]["epochs"]) != config.optim.epochs:
+            hooks.on_message(
+                f"the {config.optim.schedule} schedule now spans {config.optim.epochs} epochs "
+                f"instead of {before}: at step {progress.step} its lr is "
+                f"{parts.optimizer.param_groups[0]['lr']:.4g} (was {saved_lr:.4g})")
         restore_rng_of_rank(state, info, hooks)
     else:
         torch.manual_seed(config.run.seed + info.rank)  # dropout differs across ranks

@@ -105,7 +105,19 @@ def restore_parts(parts: TrainingParts, state: dict[str, Any]) -> Progress:
     parts.optimizer.load_state_dict(state["optimizer"])
     parts.scheduler.load_state_dict(state["scheduler"])
     parts.scaler.load_state_dict(state["scaler"])
+    schedule_now(parts.scheduler)
     return Progress(**state["progress"])
+
+
+def schedule_now(scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Each group's lr as the schedule gives it at the restored step: the saved lr when nothing
+    changed (the same computation LambdaLR.step makes), and a schedule stretched by a resume with
+    more epochs in effect from its first step, never one step at the old schedule's last lr
+    (0 at the end of one-cycle)."""
+    groups = scheduler.optimizer.param_groups
+    for group, base, factor in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [group["lr"] for group in groups]  # what get_last_lr() reports
 
 
 def restore_rng_of_rank(state: dict[str, Any], info: DistInfo, hooks: Hooks) -> None:
