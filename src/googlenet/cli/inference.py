@@ -66,18 +66,17 @@ def eval_data(args: argparse.Namespace, predictor):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    from googlenet.cli.progress import Progress
     from googlenet.inference.evaluate import evaluate
     from googlenet.inference.report import render_evaluation, save_confusion_matrix
 
     predictors = load_predictors(args, args.models)
-    bar = tqdm(unit="img", file=sys.stderr, disable=args.format == "json" or not sys.stderr.isatty())
+    progress = Progress("evaluate", "img", enabled=args.format != "json")
     report = evaluate(predictors, eval_data(args, predictors[0]), crops=args.crops, table=args.table,
                       average=args.average, batch_size=args.batch_size, workers=args.workers,
-                      limit=args.limit,
-                      on_batch=lambda n, rate: (bar.update(n), bar.set_postfix(img_s=f"{rate:.1f}")))
-    bar.close()
+                      limit=args.limit, on_start=progress.start,
+                      on_batch=lambda n, rate: progress.update(n))
+    progress.close()
     print(render_evaluation(report, args.format, args.table))
     if args.confusion_matrix:
         save_confusion_matrix(report, Path(args.confusion_matrix))

@@ -183,25 +183,30 @@ def rank_models(models: Sequence[Predictor], config: DataConfig, *, batch_size: 
 def evaluate(models: Predictor | Sequence[Predictor], data: str | DataConfig, *,
              crops: int = 1, table: bool = False, table_crops: Sequence[int] = CROP_SCHEMES,
              average: str = "probs", batch_size: int = 32, workers: int = 2,
-             limit: int | None = None, on_batch: OnBatch | None = None) -> EvalReport:
+             limit: int | None = None, on_batch: OnBatch | None = None,
+             on_start: Callable[[int], None] | None = None) -> EvalReport:
     """Evaluate one model or an ensemble with `crops` crops per image (1, 10 or 144; Sec. 7)
     and, with `table`, every number of models 1..M with `crops` and every number in
     `table_crops` (Table 3's columns), on the validation split of `data`. Scores are averaged
     over crops, then over models; each image is decoded once per pass. With `table` and
     several models, a first pass ranks the models alone (`rank_models`) and the k-model rows
     average the k best, whatever the order given (Sec. 7's Table 3).
-    `limit`: about that many images, stratified (every class kept). `on_batch(images, images/s)`
+    `limit`: about that many images, stratified (every class kept). `on_start(images)` once,
+    with the images of every pass together (a progress bar's total); `on_batch(images, images/s)`
     after every batch of every pass."""
     models = [models] if isinstance(models, Predictor) else list(models)
     if not models:
         raise ValueError("give at least one model")
     check_compatible(models)
     config = open_eval_data(data)
-    ranking = (rank_models(models, config, batch_size=batch_size, workers=workers, limit=limit,
-                           on_batch=on_batch) if table and len(models) > 1 else [])
-    ordered = [models[r.given - 1] for r in ranking] or models
     schemes = (crops, *(c for c in table_crops if c != crops)) if table else (crops,)
     dataset, classes, counts = open_split(config, models[0], schemes, limit)
+    ranks = table and len(models) > 1  # a first pass ranks the models alone, on the same images
+    if on_start is not None:
+        on_start(len(dataset) * (2 if ranks else 1))
+    ranking = (rank_models(models, config, batch_size=batch_size, workers=workers, limit=limit,
+                           on_batch=on_batch) if ranks else [])
+    ordered = [models[r.given - 1] for r in ranking] or models
     model_counts = range(1, len(models) + 1) if table else [len(models)]
     tallies = {(k, c): Accuracy(len(classes)) for k in model_counts for c in schemes}
     bad: list[str] = []
