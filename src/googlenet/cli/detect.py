@@ -156,6 +156,7 @@ def load(args: argparse.Namespace):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from googlenet.cli.progress import Progress
     from googlenet.detection.data import load_detection
     from googlenet.detection.detector import read_record
     from googlenet.detection.evaluate import evaluate_detector
@@ -163,7 +164,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     data_path = args.data or read_record(args.model)["data"]
     data = load_detection(data_path, split_arg(args.split), args.bad_annotations)
-    scores = evaluate_detector(load(args), data)
+    progress = Progress("detect evaluate", "img", enabled=args.format != "json")
+    progress.start(len(data.samples))
+    scores = evaluate_detector(load(args), data,
+                               on_image=lambda done, total: progress.update(done - progress.done))
+    progress.close()
     values = {"model": args.model, "data": data_path, "split": args.split, **scores.to_dict()}
     if args.format == "json":
         print(json.dumps(values, indent=1))
