@@ -12,8 +12,8 @@ On every page (README.md and docs/*.md; docs/tour.md is run as a notebook by tes
   left alone.
 
 The README's ```python blocks run in order in one namespace (later blocks use what earlier ones
-made), in a fresh working directory, and so do each docs page's. The README links every docs
-page.
+made), in a fresh working directory, and so do each docs page's. The README's first screen
+holds `make demo` and `make test`, and a Quick start follows it; it links every docs page.
 """
 
 from __future__ import annotations
@@ -149,6 +149,13 @@ def run_python_blocks(page: str, markdown: str) -> None:
 def test_the_readme_has_examples_of_every_kind():
     assert len(blocks(README, "python")) >= 3 and len(googlenet_commands(README)) >= 30
     assert shown_outputs(README) and files_named(README)
+
+
+def test_the_readme_opens_with_the_demo_then_a_quick_start():
+    lines = README.splitlines()
+    first_screen = "\n".join(lines[:30])
+    assert "make demo" in first_screen and "make test" in first_screen
+    assert any(re.fullmatch(r"#{2,3} Quick start", line) for line in lines[:60])
 
 
 def test_the_readme_links_every_docs_page():
