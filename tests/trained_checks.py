@@ -93,7 +93,7 @@ LEARN_SETTINGS = {  # what each detector needs to fit 8 images from fresh weight
     # Every background proposal, the object crops repeated to 1 in 4 (R-CNN's sampling): the 8
     # images' ~550 proposals each are mostly background, and a sample of them (10 background crops
     # per object crop) left some unseen or rarely seen, which outscored a raccoon in 2 of 14 runs
-    # (AP50 88.9% and 88.1%). No label smoothing: the scores rank the detections. README, "Detection".
+    # (AP50 88.9% and 88.1%). No label smoothing: the scores rank the detections. docs/results.md, detection.
     "rcnn": dict(epochs=12, batch_size=64, input_size=32, background_ratio=3.0, all_background=True,
                  train_overrides={"label_smoothing": 0.0}),
     # from fresh weights: 150 epochs of 2 steps (about what 9 minutes gave on a quiet 2-core

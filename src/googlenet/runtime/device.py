@@ -51,7 +51,7 @@ def resolve_precision(amp: str, device: torch.device) -> Precision:
     """`auto`: bf16 on GPUs that have it (else fp16), bf16 on CPUs with native bf16, else fp32.
 
     On CPUs without native bf16 (avx512_bf16 or AMX), bf16 autocast measured slower
-    than fp32 (see README), so `auto` keeps fp32 there.
+    than fp32 (see docs/results.md), so `auto` keeps fp32 there.
     """
     if amp == "off" or device.type == "mps" and amp == "auto":
         return Precision(device.type, None)
