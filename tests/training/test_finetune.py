@@ -1,4 +1,4 @@
-"""Fine-tuning (freezing, per-group learning rates, `train --weights`) and feature extraction."""
+"""Fine-tuning (freezing, per-group learning rates, `train -m`) and feature extraction."""
 
 import numpy as np
 import pytest

@@ -72,7 +72,7 @@ def test_a_weights_file_gives_its_weights_exactly_or_a_clear_error(tmp_path):
     assert same(initial_state(init_from=str(path), init_seed="1"), model.state_dict())
     other = save(build_model("bn", num_classes=3), "abc", tmp_path / "three.safetensors")
     with pytest.raises(ConfigError, match=r"\(bn, 3 classes\) are not this model's \(bn, 10 "
-                                          r"classes\); start from them with --weights"):
+                                          r"classes\); start from them with --model"):
         initial_state(init_from=str(other))
     with pytest.raises(ConfigError, match="choose one"):
         initial_state(init_from=str(path), weights=str(path))
