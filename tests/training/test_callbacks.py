@@ -35,11 +35,11 @@ def test_print_messages_prints_each_message(capsys):
 
 
 def test_the_cli_reuses_them_with_a_bar_only_on_a_terminal(monkeypatch):
-    messages, bar = console(quiet=False)
+    messages, bar, _ = console(quiet=False)  # and EpochLines: stderr is a file here
     assert isinstance(messages, PrintMessages) and isinstance(bar, ProgressBar)
     assert bar.file is sys.stderr and bar.disable  # pytest's stderr is no terminal
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    assert not console(quiet=False)[1].disable
+    assert not console(quiet=False)[1].disable and len(console(quiet=False)) == 2
     assert console(quiet=True)[1].disable
 
 
@@ -53,3 +53,17 @@ def test_the_package_exports_training_by_its_short_names():
         callbacks.Callback, callbacks.PrintMessages, callbacks.ProgressBar)
     assert all(getattr(googlenet, name) is not None for name in googlenet.EXPORTS)  # every path resolves
 
+
+
+def test_into_a_log_file_a_long_epoch_reports_at_intervals():
+    from googlenet.cli.train import EpochLines
+
+    assert any(isinstance(c, EpochLines) for c in console(False))  # stderr is no terminal here
+    assert not any(isinstance(c, EpochLines) for c in console(True))
+    log = io.StringIO()
+    lines = EpochLines(interval=0.0, file=log)
+    lines.on_epoch_start(0, 2, 10, 4)  # resumed 4 batches into the epoch
+    for _ in range(3):
+        lines.on_batch(EpochResult(), 0.5)
+    last = log.getvalue().splitlines()[-1]
+    assert last.startswith("epoch 1/2: 3/6 batch (50%), ") and last.endswith(" left")

@@ -115,11 +115,40 @@ class StopSignals:
 
 
 def console(quiet: bool) -> list[Any]:
-    """The library's callbacks: messages on stdout, a progress bar per epoch on stderr when it
-    is a terminal (none when `quiet`)."""
+    """The library's callbacks: messages on stdout; on stderr a progress bar per epoch when it
+    is a terminal, else (a log file) a line at most every 30 s within a long epoch; neither
+    when `quiet`."""
     from googlenet.training.callbacks import PrintMessages, ProgressBar
 
-    return [PrintMessages(), ProgressBar(file=sys.stderr, disable=quiet or not sys.stderr.isatty())]
+    terminal = sys.stderr.isatty()
+    return [PrintMessages(), ProgressBar(file=sys.stderr, disable=quiet or not terminal),
+            *([] if quiet or terminal else [EpochLines()])]
+
+
+class EpochLines:
+    """Within an epoch, cli.progress's periodic line (batches done of the epoch's, the rate,
+    the time left) for output that goes to a file, where no bar is drawn."""
+
+    def __init__(self, interval: float = 30.0, file: Any = None) -> None:
+        self.interval, self.file = interval, file
+        self.progress: Any = None
+
+    def on_message(self, message: str) -> None:
+        pass
+
+    def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+        from googlenet.cli.progress import Progress
+
+        self.progress = Progress(f"epoch {epoch + 1}/{epochs}", "batch", interval=self.interval,
+                                 file=self.file)
+        self.progress.start(batches - done)
+
+    def on_batch(self, result: Any, mean_loss: float) -> None:
+        if self.progress is not None:
+            self.progress.update(1)
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        self.progress = None
 
 
 def run_train(args: argparse.Namespace) -> int:
