@@ -33,3 +33,11 @@ def test_the_other_defaults_and_the_photos_recipe_itself():
     check_config(photos)
     assert photos.data.input_size == 128 and photos.augment.policy == "paper"
     assert load_recipe("fast").data.input_size == 32  # 32x32 data such as CIFAR-10 keeps it
+
+
+def test_unreadable_or_hostile_files_do_not_stop_the_choice(tmp_path):
+    folder = image_folder(tmp_path / "mine", (500, 375))
+    (folder / "train" / "cat" / "torn.jpg").write_bytes(b"\xff\xd8\xff not the rest")
+    bomb = folder / "train" / "dog" / "bomb.png"  # 30000 x 30000 in its header: refused unread
+    Image.new("1", (30000, 30000)).save(bomb)
+    assert default_recipe({"path": str(folder)})[0] == "photos"

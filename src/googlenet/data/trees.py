@@ -27,10 +27,10 @@ from typing import Protocol
 from PIL import Image
 
 from googlenet.data.config import DEFAULT_MAX_IMAGE_MB, MB, DataConfig
-from googlenet.data.images import IMAGE_SUFFIXES, is_image_file, read_file
+from googlenet.data.images import IMAGE_SUFFIXES, decoding_errors, is_image_file, read_file
 from googlenet.data.subsets import evenly_spaced
 from googlenet.data.tar import TarReader, index_tar, is_compressed, unpack_to_cache
-from googlenet.errors import DataError, NotFound
+from googlenet.errors import BadImage, DataError, NotFound
 
 
 class Reader(Protocol):
@@ -274,9 +274,9 @@ def typical_short_side(data: DataConfig, sample: int = 16) -> int | None:
     step = max(1, len(train.samples) // sample)
     sides = []
     for name, _ in train.samples[::step][:sample]:
-        try:
-            with Image.open(io.BytesIO(train.reader.read(name))) as image:
+        try:  # the header only: PIL reads the size without decoding the pixels
+            with decoding_errors(), Image.open(io.BytesIO(train.reader.read(name))) as image:
                 sides.append(min(image.size))
-        except (OSError, ValueError):  # an unreadable file: training names it later
+        except (BadImage, OSError):  # an unreadable file: training names it later
             continue
     return sorted(sides)[len(sides) // 2] if sides else None
