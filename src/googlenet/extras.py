@@ -19,16 +19,17 @@ EXTRAS: dict[str, tuple[str, ...]] = {
 }
 
 
+def installed(module: str) -> bool:
+    """`module` can be imported (found without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing; a module set to None
+        return False
+
+
 def missing(extra: str) -> list[str]:
-    """The modules of `extra` that cannot be imported (found without importing them)."""
-    absent = []
-    for module in EXTRAS[extra]:
-        try:
-            if importlib.util.find_spec(module) is None:
-                absent.append(module)
-        except (ImportError, ValueError):  # a parent package missing; a module set to None
-            absent.append(module)
-    return absent
+    """The modules of `extra` that cannot be imported."""
+    return [module for module in EXTRAS[extra] if not installed(module)]
 
 
 def require_extra(extra: str, purpose: str) -> None:

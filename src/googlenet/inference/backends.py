@@ -11,7 +11,6 @@ the file backends). `open_backend` picks one for an artifact.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -23,7 +22,7 @@ from torch import Tensor
 from googlenet.artifact.build import model_from_artifact
 from googlenet.artifact.record import Artifact
 from googlenet.errors import ModelSourceError, NotFound
-from googlenet.extras import require_extra
+from googlenet.extras import installed, require_extra
 from googlenet.inference.options import BACKENDS
 from googlenet.runtime import openvino as openvino_runtime
 
@@ -189,11 +188,6 @@ def is_quantized_onnx(path: str | Path) -> bool:
 
     graph = onnx.load(str(path), load_external_data=False).graph
     return any(node.op_type in ("QuantizeLinear", "QLinearConv", "ConvInteger") for node in graph.node)
-
-
-def installed(module: str) -> bool:
-
-    return importlib.util.find_spec(module) is not None
 
 
 def open_backend(artifact: Artifact, backend: str = "auto", device: torch.device | None = None,
