@@ -60,3 +60,50 @@ def test_the_config_chooses_the_average():
     assert build_average(model, OptimConfig(averaging="polyak", ema_decay=0.0)).kind == "polyak"
     ema = build_average(model, OptimConfig(averaging="ema", ema_decay=0.99))
     assert (ema.kind, ema.decay) == ("ema", 0.99)
+
+
+def batch_norm_parts():
+    from types import SimpleNamespace
+
+    from googlenet.runtime.device import Precision
+
+    return SimpleNamespace(device=torch.device("cpu"), channels_last=False,
+                           precision=Precision("cpu", None))
+
+
+def test_batch_norm_statistics_are_estimated_for_the_weights_evaluated():
+    """The running averages describe earlier weights; the estimate is the statistics of the
+    given batches under the current weights (a cumulative mean), with dropout off and the
+    random stream untouched, and the momentum kept for training."""
+    from googlenet.training.engine import estimate_batch_norm
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4),
+                                torch.nn.Dropout(0.5))
+    model[1].running_mean.fill_(1000.0)  # stale: as after a fast-moving first epoch
+    batches = [torch.randn(5, 3, 2, 2, generator=torch.Generator().manual_seed(i)) for i in range(4)]
+    with torch.no_grad():
+        outputs = torch.cat([model[0](b) for b in batches[:3]])  # count=3: the fourth is unused
+    before = torch.get_rng_state()
+    used = estimate_batch_norm(model, ((b, torch.zeros(5), []) for b in batches),
+                               batch_norm_parts(), count=3)
+    assert used == 3
+    assert torch.equal(torch.get_rng_state(), before)
+    mean = outputs.mean((0, 2, 3))
+    torch.testing.assert_close(model[1].running_mean, mean)
+    # a cumulative mean of each batch's unbiased variance, as BatchNorm keeps it
+    variances = torch.stack([o.var((0, 2, 3), unbiased=True) for o in outputs.split(5)])
+    torch.testing.assert_close(model[1].running_var, variances.mean(0))
+    assert model[1].momentum == 0.1 and model.training
+
+
+def test_no_batches_or_no_batch_norm_leave_the_statistics():
+    from googlenet.training.engine import estimate_batch_norm
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4)).eval()
+    model[1].running_mean.fill_(7.0)
+    assert estimate_batch_norm(model, iter(()), batch_norm_parts(), count=8) == 0
+    assert torch.equal(model[1].running_mean, torch.full((4,), 7.0)) and not model.training
+    empty = (torch.zeros(0, 3, 2, 2), torch.zeros(0), ["bad.jpg"])
+    assert estimate_batch_norm(model, iter([empty]), batch_norm_parts(), count=8) == 0
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1))
+    assert estimate_batch_norm(plain, iter([empty]), batch_norm_parts(), count=8) == 0

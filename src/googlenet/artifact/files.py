@@ -54,10 +54,12 @@ def read_safetensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
 
 def checkpoint_weights(state: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The weights a checkpoint is used with: its Polyak-averaged ones when present."""
+    """The weights a checkpoint is used with, and whether they are averaged (Sec. 6): a
+    resumable checkpoint's averaged model when it has one, else its model; a run's best.pt
+    holds only the weights it is used with, under "model", with "averaged"."""
     if state.get("ema"):
         return dict(state["ema"]["module"]), True
-    return dict(state["model"]), False
+    return dict(state["model"]), bool(state.get("averaged", False))
 
 
 def checkpoint_kind(state: Mapping[str, Any]) -> str:

@@ -7,8 +7,9 @@ command puts what it makes of a model when given no output (its run, else output
       metrics.jsonl     one record per epoch
       curves.png        loss and accuracy against epochs
       tensorboard/      the same records for TensorBoard
-      best.pt           the checkpoint of the best validation top-1 (averaged weights)
-      last.pt           the checkpoint a resume continues from
+      best.pt           the model of the best validation top-1: its averaged weights and
+                        record, without what only a resume needs (training.run_state.model_state)
+      last.pt           the checkpoint a resume continues from (everything)
       detection.json    a detection run's record (`googlenet detect train`)
       regions/          an R-CNN run's warped region crops
 """

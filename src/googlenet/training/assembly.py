@@ -233,6 +233,7 @@ def build_parts(model: GoogLeNet, config: TrainConfig, device: torch.device, inf
 class Loaders:
     train: Any
     val: Any
+    bn_stats: Any  # the training images in the same order on every process (engine.estimate_batch_norm)
 
 
 def fit_batch_size(config: TrainConfig, train_images: int, info: DistInfo, hooks: Hooks) -> TrainConfig:
@@ -254,4 +255,7 @@ def build_loaders(datasets: Datasets, config: TrainConfig, info: DistInfo,
                   world_size=info.world_size, pin_memory=device.type == "cuda")
     batch = config.optim.batch_size
     return Loaders(make_loader(datasets.train, batch, train=True, **common),
-                   make_loader(datasets.val, batch, train=False, **common))
+                   make_loader(datasets.val, batch, train=False, **common),
+                   # no workers of its own: a few batches per epoch
+                   make_loader(datasets.train, batch, train=True,
+                               **{**common, "rank": 0, "world_size": 1, "workers": 0}))

@@ -88,6 +88,10 @@ class OptimConfig:
                                  "Polyak averaging): polyak (the uniform average of the iterates), "
                                  "ema (an exponential moving average, ema_decay) or none")
     ema_decay: float = option(0.9999, help="ema averaging: the decay per step; 0 turns it off")
+    bn_stats_batches: int = option(8, help="batch-norm models: training batches over which the "
+                                           "evaluated weights' statistics are estimated afresh "
+                                           "before each validation (the running averages lag "
+                                           "behind fast-changing weights); 0 keeps them")
     grad_clip: float = option(0.0, help="maximum gradient norm; 0 turns clipping off")
 
 

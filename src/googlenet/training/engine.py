@@ -173,6 +173,44 @@ def train_one_epoch(parts: TrainingParts, batches: Iterable, progress: Progress,
     return result
 
 
+@torch.no_grad()
+def estimate_batch_norm(model: nn.Module, batches: Iterable, parts: TrainingParts, count: int) -> int:
+    """Batch-norm statistics of `model`'s own weights, from `count` batches (a cumulative
+    average, as torch.optim.swa_utils.update_bn): the running averages (momentum 0.1, about the
+    last 10 batches) describe earlier weights, and at a high learning rate or for averaged
+    weights (Sec. 6) they can be far off: a validation loss in the thousands from a model whose
+    batch statistics give 1.5. Returns the batches used; with none, the statistics stay."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or count <= 0:
+        return 0
+    saved = [(m.momentum, m.running_mean.clone(), m.running_var.clone(),
+              m.num_batches_tracked.clone()) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # None: the cumulative average over the batches
+    was_training, used = model.training, 0
+    model.eval()  # the inference path (no auxiliary heads), dropout off: no random draws
+    for m in norms:
+        m.train()
+    for images, labels, _ in batches:
+        if used == count:
+            break
+        if images.shape[0] == 0:
+            continue
+        images, _ = to_device(images, labels, parts)
+        with parts.precision.autocast():
+            model(images)
+        used += 1
+    model.train(was_training)
+    for m, (momentum, mean, var, tracked) in zip(norms, saved):
+        m.momentum = momentum
+        if used == 0:
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+            m.num_batches_tracked.copy_(tracked)
+    return used
+
+
 @dataclass
 class ValidationResult:
     loss: float

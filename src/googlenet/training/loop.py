@@ -60,6 +60,7 @@ from googlenet.training.engine import (
     EpochResult,
     Progress,
     TrainingParts,
+    estimate_batch_norm,
     train_one_epoch,
     validate,
 )
@@ -68,6 +69,8 @@ from googlenet.training.run_state import (
     checkpoint_state,
     checkpoint_to_resume,
     config_for_resume,
+    model_state,
+    refuse_model_only,
     restore_parts,
     restore_rng_of_rank,
     run_artifact,
@@ -123,6 +126,7 @@ def resume(run_dir: str | Path, *,
     """
     checkpoint = checkpoint_to_resume(run_dir)
     state = load_checkpoint(checkpoint)
+    refuse_model_only(state, checkpoint)
     config = config_for_resume(state, overrides, str(checkpoint))
     return _launch(config, state, checkpoint.parent, None, None, callbacks, should_stop, max_steps,
                    deadline)
@@ -319,8 +323,11 @@ class EpochLoop:
         val = None
         if self.progress.epoch % self.config.run.eval_every == 0 or self.progress.epoch == epochs:
             # Sec. 6: the Polyak-averaged weights are the ones evaluated (and kept as best.pt).
-            val = validate(parts.average.module if parts.average else parts.model, self.loaders.val,
-                           parts)
+            evaluated = parts.average.module if parts.average else parts.model
+            self.loaders.bn_stats.set_epoch(self.progress.epoch)
+            estimate_batch_norm(evaluated, self.loaders.bn_stats, parts,
+                                self.config.optim.bn_stats_batches)
+            val = validate(evaluated, self.loaders.val, parts)
         self.last_metrics = epoch_record(self.progress.epoch, lr, result, val, self.progress,
                                          self.threads)
         self.last_metrics["elapsed_seconds"] = time.perf_counter() - self.started
@@ -335,6 +342,6 @@ class EpochLoop:
             # best.pt first: a kill between the two writes leaves best.pt at this epoch and
             # last.pt at the one before, which the resume redoes; never last.pt ahead of best.pt.
             if is_best:
-                save_run_checkpoint(self.run_dir, rundir.BEST, state)
+                save_run_checkpoint(self.run_dir, rundir.BEST, model_state(state))
             save_run_checkpoint(self.run_dir, rundir.LAST, state)
         barrier(self.info)

@@ -13,9 +13,10 @@ from typing import Any
 import torch
 
 from googlenet.artifact import rundir, schema
+from googlenet.artifact.files import checkpoint_weights
 from googlenet.artifact.record import Artifact, Provenance
 from googlenet.data.config import preprocessing
-from googlenet.errors import ConfigError, NotFound, TrainingStopped
+from googlenet.errors import ConfigError, ModelSourceError, NotFound, TrainingStopped
 from googlenet.runtime.distributed import DistInfo
 from googlenet.runtime.files import DirectoryLock
 from googlenet.training.callbacks import Hooks
@@ -57,9 +58,25 @@ def checkpoint_state(parts: TrainingParts, progress: Progress, config: TrainConf
     }
 
 
+RECORD_KEYS = ("progress", "config", "classes", "artifact", "best_top1", "metrics")
+
+
+def model_state(state: dict[str, Any]) -> dict[str, Any]:
+    """best.pt: the weights a run is used with (Sec. 6: the averaged ones, when it averages)
+    and its record, about a third of last.pt, which alone holds what a resume needs (the
+    model being trained, the optimizer's state, the RNG)."""
+    weights, averaged = checkpoint_weights(state)
+    return {"model": weights, "averaged": averaged, **{key: state[key] for key in RECORD_KEYS}}
+
+
+def is_resumable(state: dict[str, Any]) -> bool:
+    return "optimizer" in state
+
+
 def save_run_checkpoint(run_dir: Path, name: str, state: dict[str, Any]) -> None:
     """Never overwrite a good checkpoint with non-finite weights."""
-    if not all_finite(state["model"]) or (state["ema"] and not all_finite(state["ema"]["module"])):
+    ema = state.get("ema")
+    if not all_finite(state["model"]) or (ema and not all_finite(ema["module"])):
         raise TrainingStopped(f"the weights are no longer finite; {name} was not overwritten")
     save_checkpoint(run_dir / name, state)
 
@@ -73,6 +90,14 @@ def checkpoint_to_resume(run: str | Path) -> Path:
             DirectoryLock(path).acquire().release()  # names its PID
         raise NotFound(f"nothing to resume: {checkpoint} does not exist")
     return checkpoint
+
+
+def refuse_model_only(state: dict[str, Any], checkpoint: Path) -> None:
+    """A run's best.pt is for using the model; resuming takes last.pt."""
+    if not is_resumable(state):
+        raise ModelSourceError(f"{checkpoint} holds the model only (the weights of the run's best "
+                               f"epoch); a run resumes from its {rundir.LAST}: --resume "
+                               f"{checkpoint.parent}")
 
 
 ARCHITECTURE_FIELDS = ("variant", "aux_logits")  # what a resumed run cannot change
