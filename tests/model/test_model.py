@@ -158,3 +158,38 @@ def test_bad_inputs_raise_value_error(variant, shape, message):
         model(torch.randn(*shape))
     with pytest.raises(ValueError, match=message):
         model.forward_train(torch.randn(*shape))
+
+
+@pytest.mark.parametrize("size", [5, 4])  # the paper's, and an even window (asymmetric)
+def test_local_response_norm_computes_what_pytorchs_does_with_its_gradient(size):
+    from googlenet.model.layers import LocalResponseNorm
+
+    theirs, ours = nn.LocalResponseNorm(size, 1e-2, 0.75, 1.0), LocalResponseNorm(size, 1e-2, 0.75, 1.0)
+    x = (torch.randn(2, 9, 4, 5, dtype=torch.float64) * 3).requires_grad_()
+    torch.testing.assert_close(ours(x), theirs(x))
+    grad = torch.randn(2, 9, 4, 5, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(ours(x), x, grad)[0],
+                               torch.autograd.grad(theirs(x), x, grad)[0])
+    assert torch.autograd.gradcheck(lambda t: ours(t), (x[:1, :, :2, :2].detach().clone().requires_grad_(),))
+    channels_last = x.detach().float().to(memory_format=torch.channels_last).requires_grad_()
+    y = ours(channels_last)
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y, theirs(channels_last))
+    with torch.no_grad():  # inference: the plain ops, as an export traces them
+        torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_local_response_norm_runs_in_float32_under_bf16():
+    """In bf16, 1 + alpha * mean(x^2) rounds to 1 (resolution 1/128): LRN would do nothing."""
+    from googlenet.model.layers import LocalResponseNorm
+
+    lrn = LocalResponseNorm(5, 1e-4, 0.75, 1.0)
+    x = (torch.rand(2, 8, 3, 3) * 20).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = lrn(x.bfloat16())
+    assert y.dtype == torch.bfloat16
+    exact = nn.LocalResponseNorm(5, 1e-4, 0.75, 1.0)(x.bfloat16().float())
+    torch.testing.assert_close(y.float(), exact, rtol=1 / 128, atol=0)  # one bf16 rounding
+    assert not torch.equal(y, x.bfloat16())  # it normalizes: x^2 up to 400 gives d up to 1.04
+    y.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

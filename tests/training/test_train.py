@@ -234,6 +234,36 @@ def test_precision_choices():
     assert resolve_precision("auto", cpu).dtype == (torch.bfloat16 if cpu_has_fast_bf16() else None)
 
 
+@pytest.mark.parametrize("amx, avx512_bf16, expected, why", [
+    (True, True, torch.bfloat16, "this CPU has AMX"),
+    (False, True, torch.bfloat16, "this CPU has avx512_bf16"),
+    (False, False, None, "no native bf16 on this CPU"),
+])
+def test_amp_auto_picks_bf16_where_the_cpu_has_it_and_says_why(monkeypatch, amx, avx512_bf16,
+                                                             expected, why):
+    """The three kinds of CPU the project meets: Xeon with AMX, EPYC with avx512_bf16, AVX2
+    only; the choice and its reason go into the run's first line and config.yaml."""
+    from googlenet.runtime.device import resolve_precision
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    precision = resolve_precision("auto", torch.device("cpu"))
+    assert precision.dtype is expected and why in precision.why
+    assert resolve_precision("bf16", torch.device("cpu")).why == "--amp bf16"
+
+
+def test_a_run_records_its_precision_layout_and_threads(tmp_path):
+    messages = Messages()
+    result = train(config(tmp_path, amp="off", channels_last=False), callbacks=[messages], max_steps=1)
+    first = next(line for line in messages.lines if line.startswith("training "))
+    assert "fp32 (--amp off), NCHW," in first and " thread(s)" in first
+    import yaml
+
+    resolved = yaml.safe_load((result.run_dir / "config.yaml").read_text())["resolved"]
+    assert resolved["precision"] == "fp32" and resolved["precision_why"] == "--amp off"
+    assert resolved["memory_format"] == "NCHW" and resolved["threads"] >= 1
+
+
 def test_train_data_my_photos_works_by_default(tmp_path, capsys):
     """The default (fast) recipe holds data in memory: photos of mixed sizes in one folder of
     class folders, fewer than one batch, train without a flag more."""

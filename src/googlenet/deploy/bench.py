@@ -189,6 +189,7 @@ def training_cases(config: BenchConfig) -> list[Case]:
         case("ours bn train channels_last fp32", "bn", lambda: ours("bn", True), True),
         case("ours bn train channels_last bf16", "bn", lambda: ours("bn", True), True, "bf16"),
         case("ours paper train channels_last fp32", "paper", lambda: ours("paper", True), True),
+        case("ours paper train channels_last bf16", "paper", lambda: ours("paper", True), True, "bf16"),
     ]
 
 

@@ -87,4 +87,67 @@ def local_response_norm() -> nn.LocalResponseNorm:
 
     PyTorch, like Caffe, divides alpha by the window size.
     """
-    return nn.LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+    return LocalResponseNorm(LRN_SIZE, alpha=LRN_ALPHA, beta=LRN_BETA, k=LRN_K)
+
+
+class LocalResponseNorm(nn.LocalResponseNorm):
+    """What nn.LocalResponseNorm computes, x / (k + alpha * mean of x^2 over a window of
+    channels)^beta, in float32 at least, with a backward of its own when training.
+
+    - float32 under bf16 autocast: with k = 1 and alpha = 1e-4, the denominator is 1 plus a
+      few thousandths, below bf16's resolution near 1 (1/128), where LRN would be a no-op.
+    - speed: the window is summed with shifted in-place adds in the tensor's own memory
+      layout (nn.LocalResponseNorm pads a 5-d copy for avg_pool3d), and the backward is the
+      closed form (benchmarks/lrn.py). An exported or traced model sees the plain forward ops.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and x.requires_grad and not torch.jit.is_tracing():
+            return _LocalResponseNorm.apply(x, self.size, self.alpha, self.beta, self.k)
+        return lrn_scale(at_least_float32(x), self.size, self.alpha, self.beta, self.k)[1].to(x.dtype)
+
+
+def at_least_float32(x: Tensor) -> Tensor:
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def channel_window_sum(t: Tensor, before: int, after: int) -> Tensor:
+    """out[:, c] = t[:, c - before] + ... + t[:, c + after], zeros beyond the channels."""
+    out = t.clone()
+    for shift in range(1, before + 1):
+        out[:, shift:] += t[:, :-shift]
+    for shift in range(1, after + 1):
+        out[:, :-shift] += t[:, shift:]
+    return out
+
+
+def lrn_scale(x: Tensor, size: int, alpha: float, beta: float, k: float
+              ) -> tuple[Tensor, Tensor, Tensor]:
+    """(d, d^-beta, x d^-beta), d = k + alpha * the window mean of x^2, the window as
+    F.local_response_norm pads it (size // 2 channels before, (size - 1) // 2 after)."""
+    d = channel_window_sum(x * x, size // 2, (size - 1) // 2).mul_(alpha / size).add_(k)
+    scale = d.pow(-beta)
+    return d, x * scale, scale
+
+
+class _LocalResponseNorm(torch.autograd.Function):
+    """y_i = x_i d_i^-beta, so dL/dx_j = g_j d_j^-beta - (2 alpha beta / size) x_j
+    sum over the windows i that hold j of g_i x_i d_i^(-beta - 1)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, size: int, alpha: float, beta: float, k: float) -> Tensor:
+        xf = at_least_float32(x)
+        d, y, scale = lrn_scale(xf, size, alpha, beta, k)
+        ctx.save_for_backward(xf, d, scale)
+        ctx.settings = (size, alpha, beta)
+        return y.to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:
+        xf, d, scale = ctx.saved_tensors
+        size, alpha, beta = ctx.settings
+        g = grad.to(xf.dtype)
+        # the transposed window: channel j is in the windows of i = j - (size - 1) // 2 .. j + size // 2
+        spread = channel_window_sum(g * xf * scale / d, (size - 1) // 2, size // 2)
+        dx = g * scale - (2 * alpha * beta / size) * xf * spread
+        return dx.to(grad.dtype), None, None, None, None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -14,6 +14,7 @@ from googlenet.errors import ConfigError
 class Precision:
     device_type: str
     dtype: torch.dtype | None  # None: float32
+    why: str = field(default="", compare=False)  # how it was chosen, for the run's first line
 
     def autocast(self) -> AbstractContextManager:
         if self.dtype is None:
@@ -43,8 +44,15 @@ def resolve_device(name: str | torch.device, local_rank: int = 0) -> torch.devic
     return device
 
 
+def cpu_bf16_instructions() -> str | None:
+    """The CPU's native bf16 instructions (AMX, else avx512_bf16), None without."""
+    if torch.cpu._is_amx_tile_supported():
+        return "AMX"
+    return "avx512_bf16" if torch.cpu._is_avx512_bf16_supported() else None
+
+
 def cpu_has_fast_bf16() -> bool:
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return cpu_bf16_instructions() is not None
 
 
 def resolve_precision(amp: str, device: torch.device) -> Precision:
@@ -53,12 +61,18 @@ def resolve_precision(amp: str, device: torch.device) -> Precision:
     On CPUs without native bf16 (avx512_bf16 or AMX), bf16 autocast measured slower
     than fp32 (see docs/results.md), so `auto` keeps fp32 there.
     """
-    if amp == "off" or device.type == "mps" and amp == "auto":
-        return Precision(device.type, None)
-    if amp == "auto":
-        if device.type == "cuda":
-            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        else:
-            amp = "bf16" if cpu_has_fast_bf16() else "off"
+    if amp == "off":
+        return Precision(device.type, None, "--amp off")
+    if amp != "auto":
+        why = f"--amp {amp}"
+    elif device.type == "mps":
+        amp, why = "off", "--amp auto on mps"
+    elif device.type == "cuda":
+        amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        why = "--amp auto: this GPU " + ("has bf16" if amp == "bf16" else "lacks bf16")
+    elif (instructions := cpu_bf16_instructions()) is not None:
+        amp, why = "bf16", f"--amp auto: this CPU has {instructions}"
+    else:
+        amp, why = "off", "--amp auto: no native bf16 on this CPU, where bf16 is slower"
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
-    return Precision(device.type, dtype)
+    return Precision(device.type, dtype, why)

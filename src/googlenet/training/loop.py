@@ -161,6 +161,10 @@ def _launch(config: TrainConfig, state: dict[str, Any] | None, run_dir: Path | N
         shutdown_distributed(info)  # only a group made here: a library leaves the caller's
 
 
+def layout_name(channels_last: bool) -> str:
+    return "channels_last" if channels_last else "NCHW"
+
+
 def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact | None,
            run_dir: Path, device: torch.device, info: DistInfo, hooks: Hooks,
            should_stop: Callable[[], bool], max_steps: int, deadline: float | None,
@@ -196,7 +200,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
         hooks.callbacks.append(FollowFreeCores(
             say=hooks.on_message, record=lambda count, why: threads.record(progress.step, count, why)))
     resolved_values = {**resolved.to_dict(), "init_seed": init_seed(config),
-                       "precision": parts.precision.name,
+                       "precision": parts.precision.name, "precision_why": parts.precision.why,
+                       "memory_format": layout_name(parts.channels_last),
                        "threads": threads.threads, "follow_free_cores": threads.follow}
     run_log = (RunLog(run_dir, dump_yaml(config, resolved_values), resumed=state is not None)
                if info.is_main else None)
@@ -214,7 +219,8 @@ def _train(config: TrainConfig, state: dict[str, Any] | None, weights: Artifact 
         hooks.on_message(
             f"training {config.model.variant} on {len(datasets.train)} images at "
             f"{config.data.input_size}x{config.data.input_size}, "
-            f"{len(datasets.classes)} classes, {device.type}, {parts.precision.name}, "
+            f"{len(datasets.classes)} classes, {device.type}, {parts.precision.name} "
+            f"({parts.precision.why}), {layout_name(parts.channels_last)}, "
             f"{info.world_size} process(es), {threads.threads} thread(s), "
             f"batch {config.optim.batch_size} per process, lr {resolved.lr:g}")
         if resolved.warmup_epochs < config.optim.warmup_epochs:
