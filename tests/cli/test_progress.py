@@ -1,5 +1,7 @@
 """A long command's progress: a bar on a terminal, periodic lines with a total, a rate and the
-time left in a log file; evaluate announces its total before the first batch."""
+time left in a log file. Each library call announces its total before the first batch (a
+call in stages: each stage's), and each command reports into a log (its stderr a file, the
+interval at 0: a line per batch)."""
 
 import io
 
@@ -31,3 +33,44 @@ def test_evaluate_announces_the_total_of_its_passes(digits_run):
     report = evaluate(Predictor.load(digits_run.run_dir), "digits", limit=40, workers=0,
                       on_start=totals.append, on_batch=lambda n, rate: seen.append(n))
     assert totals == [sum(seen)] and report.main.images == sum(seen)
+
+
+def test_the_interval_comes_from_the_environment(monkeypatch):
+    from googlenet.cli.progress import DEFAULT_INTERVAL, INTERVAL_VARIABLE
+
+    monkeypatch.setenv(INTERVAL_VARIABLE, "0.5")
+    assert Progress("x", "img").interval == 0.5
+    assert Progress("x", "img", interval=2.0).interval == 2.0  # a caller's own wins
+    monkeypatch.setenv(INTERVAL_VARIABLE, "soon")
+    assert Progress("x", "img").interval == DEFAULT_INTERVAL  # a bad value: the default
+    monkeypatch.delenv(INTERVAL_VARIABLE)
+    assert Progress("x", "img").interval == DEFAULT_INTERVAL == 30.0
+
+
+def test_a_call_in_stages_gets_a_progress_per_stage():
+    """report(stage, unit, done, total): a new stage restarts the count over what it has left
+    (a resumed epoch: its batches not yet done)."""
+    log = io.StringIO()
+    progress = Progress("detect train", "batch", interval=0.0, file=log)
+    for done in range(4):
+        progress.report("train regions", "img", done, 3)
+    progress.report("epoch 2/3", "batch", 5, 8)  # resumed after 5 of 8 batches
+    progress.report("epoch 2/3", "batch", 6, 8)
+    progress.report("epoch 2/3", "batch", 6, 8)  # nothing new: no line
+    lines = log.getvalue().splitlines()
+    assert [line.split(" (")[0] for line in lines] == [
+        "train regions: 1/3 img", "train regions: 2/3 img", "train regions: 3/3 img", "epoch 2/3: 1/3 batch"]
+
+
+def test_a_stage_done_closes_its_bar_and_lines_go_above_a_bar(capsys):
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True  # type: ignore[method-assign]
+    progress = Progress("detect train", "batch", file=terminal)
+    progress.report("epoch 1/1", "batch", 0, 2)
+    assert progress.bar is not None
+    progress.write("a message")
+    assert capsys.readouterr().out == "a message\n"
+    progress.report("epoch 1/1", "batch", 2, 2)
+    assert progress.bar is None and "2/2" in terminal.getvalue()
+    progress.write("epoch 1/1  loss 0.5")
+    assert capsys.readouterr().out == "epoch 1/1  loss 0.5\n"
