@@ -74,3 +74,53 @@ def test_a_stage_done_closes_its_bar_and_lines_go_above_a_bar(capsys):
     assert progress.bar is None and "2/2" in terminal.getvalue()
     progress.write("epoch 1/1  loss 0.5")
     assert capsys.readouterr().out == "epoch 1/1  loss 0.5\n"
+
+
+def logged(tmp_path, *argv: str) -> tuple[int, str, str]:
+    """`googlenet ARGV` with stderr into a file, as in a batch job: (exit status, stdout, log)."""
+    import os
+    import subprocess
+    import sys
+
+    log = tmp_path / "stderr.log"
+    env = {**os.environ, "GOOGLENET_PROGRESS_INTERVAL": "0", "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as err:
+        result = subprocess.run([sys.executable, "-m", "googlenet", *argv], stdout=subprocess.PIPE,
+                                stderr=err, text=True, env=env, timeout=300)
+    return result.returncode, result.stdout, log.read_text()
+
+
+def image_folder(root, count: int):
+    from helpers import write_image
+
+    for i in range(count):
+        write_image(root / f"{i:02d}.png", label=i % 3, index=i)
+    return root
+
+
+def test_predict_and_features_announce_their_files_and_report_each_batch(digits_run, tmp_path):
+    from googlenet.inference.features import extract_features
+    from googlenet.inference.predictor import Predictor
+
+    folder = image_folder(tmp_path / "photos", 5)
+    (folder / "broken.png").write_bytes(b"not an image")  # counted too: a file done
+    predictor = Predictor.load(digits_run.run_dir)
+    for call in (predictor.predict_files, lambda files, **kw: extract_features(predictor, files, **kw)):
+        totals, seen = [], []
+        call([str(folder)], batch_size=4, on_start=totals.append, on_batch=lambda n, rate: seen.append(n))
+        assert totals == [6] and seen == [4, 2]
+
+
+def test_predict_and_features_report_into_a_log(digits_run, tmp_path):
+    import json
+
+    folder = str(image_folder(tmp_path / "photos", 12))
+    model = ["-m", str(digits_run.run_dir), "--batch-size", "4", "--workers", "0"]
+    code, out, log = logged(tmp_path, "predict", folder, *model)
+    assert code == 0, log
+    assert "predict: 4/12 img (33%)" in log and "predict: 12/12 img (100%)" in log
+    assert " img/s, " in log and " left" in log
+    code, out, log = logged(tmp_path, "predict", folder, *model, "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 12 and "predict:" not in log  # as evaluate: quiet
+    code, out, log = logged(tmp_path, "features", folder, *model, "--output", str(tmp_path / "f.npy"))
+    assert code == 0 and "features: 8/12 img (67%)" in log and "features: 12/12 img (100%)" in log
