@@ -124,3 +124,25 @@ def test_predict_and_features_report_into_a_log(digits_run, tmp_path):
     assert code == 0 and len(json.loads(out)) == 12 and "predict:" not in log  # as evaluate: quiet
     code, out, log = logged(tmp_path, "features", folder, *model, "--output", str(tmp_path / "f.npy"))
     assert code == 0 and "features: 8/12 img (67%)" in log and "features: 12/12 img (100%)" in log
+
+
+def test_quantize_calibration_reports_the_images_the_calibrator_has_run():
+    import torch
+
+    from googlenet.deploy.quantize import CALIBRATION, TensorReader
+
+    calls = []
+    reader = TensorReader("input", torch.zeros(40, 3, 8, 8), batch_size=16,
+                          on_progress=lambda *call: calls.append(call))
+    while reader.get_next() is not None:
+        pass
+    assert [done for _, _, done, _ in calls] == [0, 16, 32, 40]
+    assert {(stage, unit, total) for stage, unit, _, total in calls} == {(CALIBRATION, "img", 40)}
+
+
+def test_quantize_reports_calibration_and_held_out_passes_into_a_log(digits_run, tmp_path):
+    code, out, log = logged(tmp_path, "quantize", "-m", str(digits_run.run_dir), "--calibration", "digits",
+                            "--images", "24", "--limit", "40", "--output", str(tmp_path / "q.onnx"))
+    assert code == 0, log
+    assert "calibration: 16/24 img (67%)" in log and "calibration: 24/24 img (100%)" in log
+    assert "held-out fp32: 40/40 img (100%)" in log and "held-out int8: 32/40 img (80%)" in log
