@@ -146,3 +146,50 @@ def test_quantize_reports_calibration_and_held_out_passes_into_a_log(digits_run,
     assert code == 0, log
     assert "calibration: 16/24 img (67%)" in log and "calibration: 24/24 img (100%)" in log
     assert "held-out fp32: 40/40 img (100%)" in log and "held-out int8: 32/40 img (80%)" in log
+
+
+def test_detection_training_reports_its_stages(tmp_path):
+    """The library's hook: Faster R-CNN's images read, then each epoch's batches; R-CNN's
+    Selective Search over the images, then the region classifier's epochs."""
+    from detection_scenes import write_coco, write_voc
+
+    from googlenet.detection.train import DetectConfig, train_detection
+
+    stages: dict[str, list[tuple[int, int]]] = {}
+
+    def hook(stage, unit, done, total):
+        stages.setdefault(f"{stage} ({unit})", []).append((done, total))
+
+    config = DetectConfig(data=str(write_coco(tmp_path / "coco")), method="faster-rcnn", split=None,
+                          output=str(tmp_path / "frcnn"), epochs=1, batch_size=2, image_size=64, threads=1)
+    train_detection(config, on_progress=hook)
+    assert stages == {"reading images (img)": [(0, 3), (1, 3), (2, 3), (3, 3)],
+                      "epoch 1/1 (batch)": [(0, 2), (1, 2), (2, 2)]}
+    stages.clear()
+    config = DetectConfig(data=str(write_voc(tmp_path / "voc")), output=str(tmp_path / "rcnn"), epochs=1,
+                          input_size=32, proposals="opencv-fast", cache_dir=None, device="cpu", threads=1)
+    train_detection(config, on_progress=hook)
+    assert list(stages) == ["train regions (img)", "epoch 1/1 (batch)"]
+    assert stages["train regions (img)"] == [(0, 2), (1, 2), (2, 2)]  # the train split's 2 images
+    batches = stages["epoch 1/1 (batch)"]
+    assert batches[0] == (0, batches[0][1]) and batches[-1] == (batches[0][1],) * 2
+
+
+def test_detect_train_reports_batches_within_each_epoch_into_a_log(tmp_path):
+    from detection_scenes import write_coco, write_voc
+
+    code, out, log = logged(tmp_path, "detect", "train", "--data", str(write_coco(tmp_path / "coco")),
+                            "--split", "all", "--method", "faster-rcnn", "--epochs", "2",
+                            "--batch-size", "2", "--image-size", "64", "--threads", "1",
+                            "--output", str(tmp_path / "frcnn"))
+    assert code == 0, log
+    assert "reading images: 3/3 img (100%)" in log
+    assert "epoch 1/2: 1/2 batch (50%)" in log and "epoch 2/2: 2/2 batch (100%)" in log
+    assert "epoch 2/2  loss" in out  # the epochs' lines stay on stdout
+    code, out, log = logged(tmp_path, "detect", "train", "--data", str(write_voc(tmp_path / "voc")),
+                            "--input-size", "32", "--proposals", "opencv-fast", "--cache-dir",
+                            str(tmp_path / "cache"), "--epochs", "1", "--threads", "1",
+                            "--output", str(tmp_path / "rcnn"))
+    assert code == 0, log
+    assert "train regions: 2/2 img (100%)" in log  # Selective Search over the training images
+    assert "epoch 1/1: 1/" in log  # the region classifier's batches

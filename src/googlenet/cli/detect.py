@@ -101,6 +101,7 @@ def split_arg(value: str | None) -> str | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from googlenet.cli.progress import Progress
     from googlenet.cli.train import StopSignals
     from googlenet.detection.train import DetectConfig, train_detection
 
@@ -117,9 +118,13 @@ def run_train(args: argparse.Namespace) -> int:
         max_side=args.max_side,
         cache_dir=args.cache_dir, image_size=args.image_size, threads=args.train_threads)
     stop = StopSignals()
+    progress = Progress("detect train", "batch")  # a bar per stage: proposals, then each epoch
     with stop.installed():
-        result = train_detection(config, resume=args.resume, on_message=lambda m: print(m, flush=True),
-                                 should_stop=stop, max_steps=args.max_steps)
+        try:
+            result = train_detection(config, resume=args.resume, on_message=progress.write,
+                                     should_stop=stop, max_steps=args.max_steps, on_progress=progress.report)
+        finally:
+            progress.close()
     print(f"{result.method}: {result.stop_reason} in {result.seconds:.0f} s; run directory: {result.run_dir}")
     if result.stop_reason in ("signal", "max_steps"):
         print(f"continue with: googlenet detect train --resume {result.run_dir}")
