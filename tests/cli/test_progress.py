@@ -181,7 +181,7 @@ def test_detect_train_reports_batches_within_each_epoch_into_a_log(tmp_path):
     code, out, log = logged(tmp_path, "detect", "train", "--data", str(write_coco(tmp_path / "coco")),
                             "--split", "all", "--method", "faster-rcnn", "--epochs", "2",
                             "--batch-size", "2", "--image-size", "64", "--threads", "1",
-                            "--output", str(tmp_path / "frcnn"))
+                            "--output-dir", str(tmp_path / "frcnn"))
     assert code == 0, log
     assert "reading images: 3/3 img (100%)" in log
     assert "epoch 1/2: 1/2 batch (50%)" in log and "epoch 2/2: 2/2 batch (100%)" in log
@@ -189,7 +189,7 @@ def test_detect_train_reports_batches_within_each_epoch_into_a_log(tmp_path):
     code, out, log = logged(tmp_path, "detect", "train", "--data", str(write_voc(tmp_path / "voc")),
                             "--input-size", "32", "--proposals", "opencv-fast", "--cache-dir",
                             str(tmp_path / "cache"), "--epochs", "1", "--threads", "1",
-                            "--output", str(tmp_path / "rcnn"))
+                            "--output-dir", str(tmp_path / "rcnn"))
     assert code == 0, log
     assert "train regions: 2/2 img (100%)" in log  # Selective Search over the training images
     assert "epoch 1/1: 1/" in log  # the region classifier's batches

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from googlenet.cli.args import add_device, add_force, add_format, add_threads, positive_int
+from googlenet.cli.args import add_device, add_force, add_format, add_renamed, add_threads, positive_int
 
 METHODS = ("rcnn", "faster-rcnn", "fasterrcnn-mobilenet")  # googlenet.detection.detector.METHODS
 SETTINGS = ("paper", "rcnn", "opencv-fast", "opencv-fast-2x")  # googlenet.detection.proposals.SETTINGS
@@ -57,7 +57,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preprocess", choices=("imagenet", "inception", "caffe"),
                    help="the input normalisation of a bare state dict")
     p.add_argument("--variant", choices=("paper", "bn"), help="fresh weights: the variant (default bn)")
-    p.add_argument("--output", help="the run directory (default runs/<time>-detect-<method>)")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="the run directory (default runs/<time>-detect-<method>)")
+    add_renamed(p, "--output", "--output-dir", metavar="DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a detection run")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
@@ -110,7 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--data is required (or --resume)")
     config = DetectConfig(
         data=args.data or "", method=args.method, split=split_arg(args.split), val_split=args.val_split,
-        model=args.model, preprocess=args.preprocess, variant=args.variant, output=args.output,
+        model=args.model, preprocess=args.preprocess, variant=args.variant, output=args.output_dir,
         seed=args.seed, device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         minutes=args.minutes, on_bad=args.bad_annotations, recipe=args.recipe,
         input_size=args.input_size, proposals=args.proposals,
