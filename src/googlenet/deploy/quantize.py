@@ -186,6 +186,7 @@ def quantize_openvino(fp32_path: Path, output: Path, calibration: Tensor,
     model = openvino_runtime.core().read_model(str(fp32_path))
     samples = [np.ascontiguousarray(calibration[i:i + 1].float().numpy()) for i in range(len(calibration))]
     taken = 0
+    on_progress(CALIBRATION, "img", taken, len(samples))
 
     def counted(sample: np.ndarray) -> np.ndarray:
         nonlocal taken
