@@ -30,7 +30,7 @@ def run_ours(out: Path, minutes: float, epochs: int, batch: int, variant: str) -
     command = [sys.executable, "-m", "googlenet", "train", "--recipe", "fast",
                "--train-dir", str(DATA / "train.tar"), "--val-dir", str(DATA / "test.tar"),
                "--variant", variant, "--epochs", str(epochs), "--batch-size", str(batch),
-               "--output", str(out / "ours"), "--quiet"]
+               "--output-dir", str(out / "ours"), "--quiet"]
     print("ours:", " ".join(command), flush=True)
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True,

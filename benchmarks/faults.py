@@ -30,7 +30,7 @@ RESULTS = Path(__file__).parent / "results" / "faults.md"
 
 
 def command(run: Path, args: argparse.Namespace) -> list[str]:
-    return [sys.executable, "-m", "googlenet", "train", "--output", str(run), "--variant", "bn",
+    return [sys.executable, "-m", "googlenet", "train", "--output-dir", str(run), "--variant", "bn",
             "--epochs", str(args.epochs), "--quiet", "--workers", "0", "--seed", "3"]
 
 

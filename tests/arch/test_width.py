@@ -58,7 +58,7 @@ def test_train_and_summary_take_a_width(tmp_path, capsys):
     from googlenet.inference.predictor import Predictor
 
     run = tmp_path / "run"
-    assert main(["train", "--output", str(run), "--variant", "bn", "--width", "0.5", "--epochs", "1",
+    assert main(["train", "--output-dir", str(run), "--variant", "bn", "--width", "0.5", "--epochs", "1",
                  "--batch-size", "256", "--max-steps", "1", "--workers", "0", "--quiet",
                  "--no-aux-logits"]) == 0
     predictor = Predictor.load(run / "last.pt")
@@ -70,5 +70,5 @@ def test_train_and_summary_take_a_width(tmp_path, capsys):
     table = out.split("\n\n")[1]
     assert "width 1.5" in out and "not compared" in out and not table.rstrip().endswith("*")
     assert all(not line.rstrip().endswith("*") for line in table.splitlines())
-    assert main(["train", "--width", "0", "--output", str(tmp_path / "no")]) == 2
+    assert main(["train", "--width", "0", "--output-dir", str(tmp_path / "no")]) == 2
     assert "model.width must be in (0, 16], got 0.0" in capsys.readouterr().err

@@ -118,6 +118,8 @@ RENAMED = [
     (["quantize", "-m", "imagenet", "--calibration", "digits", "--output", "q.onnx",
       "--eval-images", "20"], "--eval-images", "--limit", "limit", 20),
     (["train", "--weights", "imagenet"], "--weights", "--model", "weights", "imagenet"),
+    (["train", "--output", "runs/x"], "--output", "--output-dir", "output", "runs/x"),
+    (["detect", "train", "--output", "runs/d"], "--output", "--output-dir", "output_dir", "runs/d"),
 ]
 
 
@@ -128,11 +130,20 @@ def test_old_spellings_work_for_one_release_with_a_note(argv, old, new, field, v
     args = build_parser().parse_args(argv)
     assert getattr(args, field) == value
     assert f"note: {old} is now {new}" in capsys.readouterr().err
-    command = argv[:2] if argv[0] == "visualize" else argv[:1]
+    command = argv[:2] if argv[0] in ("visualize", "detect") else argv[:1]
     with pytest.raises(SystemExit):
         build_parser().parse_args([*command, "--help"])
     help_text = capsys.readouterr().out
     assert new in help_text and f"{old} " not in help_text.replace(new, "")  # hidden from --help
+
+
+def test_a_run_directory_is_output_dir_as_every_folder(capsys):
+    """--output names a file, --output-dir a folder: train's and detect train's run directory."""
+    from googlenet.cli.main import build_parser
+
+    assert build_parser().parse_args(["train", "--output-dir", "runs/x"]).output == "runs/x"
+    assert build_parser().parse_args(["detect", "train", "--output-dir", "runs/d"]).output_dir == "runs/d"
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_no_cuda_warning_that_a_cpu_user_cannot_act_on(tmp_path):

@@ -71,10 +71,10 @@ def commands(made: dict[str, Path], model: str, out: Path) -> dict[str, list[str
                   str(out / "d.png")],
         "weights convert": ["weights", "convert", "-m", model, "--output", str(out / "w.safetensors")],
         "train": ["train", "-m", model, "--data", "digits", "--epochs", "1", "--max-steps", "1",
-                  "--output", str(out / "train"), "--quiet"],
+                  "--output-dir", str(out / "train"), "--quiet"],
         "detect train": ["detect", "train", "--data", voc, "--split", "all", "--method", "faster-rcnn",
                          "-m", model, "--max-steps", "1", "--image-size", "64", "--batch-size", "2",
-                         "--output", str(out / "detect")],
+                         "--output-dir", str(out / "detect")],
         "detect predict": ["detect", "predict", photo, "-m", model, "--output-dir", str(out / "boxes")],
         "detect evaluate": ["detect", "evaluate", "-m", model, "--data", voc, "--split", "all"],
     }

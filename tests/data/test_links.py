@@ -47,7 +47,7 @@ def trained(linked, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
     code = main(["train", "--data", str(linked), "--variant", "bn", "--input-size", "32",
                  "--batch-size", "4", "--workers", "0", "--epochs", "1", "--max-steps", "1",
-                 "--val-fraction", "0.25", "--output", str(out), "--quiet"])
+                 "--val-fraction", "0.25", "--output-dir", str(out), "--quiet"])
     assert code == 0
     return out
 

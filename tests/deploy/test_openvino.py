@@ -101,6 +101,17 @@ def test_nncf_int8_agrees_with_fp32_on_held_out_digits(digits_run, tmp_path, cap
     assert code == 2 and "the openvino engine writes a .xml file" in err
 
 
+def test_nncf_calibration_reports_the_images_it_takes(digits_run, tmp_path):
+    from googlenet.deploy.export import export_model, generated_images
+    from googlenet.deploy.quantize import CALIBRATION, quantize_openvino
+
+    fp32 = export_model(load_artifact(digits_run.run_dir), "openvino", tmp_path / "bn.xml").path
+    calls = []
+    quantize_openvino(fp32, tmp_path / "bn.int8.xml", generated_images(6, 32),
+                      on_progress=lambda *call: calls.append(call))
+    assert calls[0] == (CALIBRATION, "img", 0, 6) and calls[-1] == (CALIBRATION, "img", 6, 6)
+
+
 def test_a_broken_ir_is_a_clear_error(tmp_path):
     from googlenet.errors import ModelSourceError
 

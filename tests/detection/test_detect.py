@@ -53,13 +53,13 @@ def test_rcnn_train_resume_evaluate_predict(voc, tmp_path, capsys):
     run = tmp_path / "rcnn"
     common = ["--data", str(voc), "--input-size", "32", "--cache-dir", str(tmp_path / "cache"),
               "--device", "cpu"]
-    assert main(["detect", "train", *common, "--output", str(run), "--epochs", "1",
+    assert main(["detect", "train", *common, "--output-dir", str(run), "--epochs", "1",
                  "--proposals", "opencv-fast", "--all-background"]) == 0
     assert read_record(run)["method"] == "rcnn" and (run / "best.pt").is_file()
     regions = json.loads((run / "regions" / "train" / "regions.json").read_text())
     assert regions["config"]["all_background"] and regions["config"]["setting"] == "opencv-fast"
     assert {p.name for p in (run / "regions" / "train").iterdir()} >= {"__background__", "bar", "square"}
-    assert main(["detect", "train", *common, "--output", str(run)]) == 2  # never over a run
+    assert main(["detect", "train", *common, "--output-dir", str(run)]) == 2  # never over a run
     assert "already holds a detection run" in capsys.readouterr().err
 
     capsys.readouterr()

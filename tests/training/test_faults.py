@@ -63,13 +63,13 @@ def test_two_processes_train_and_resume_exactly_on_every_rank(tmp_path):
     """An epoch on two processes straight, and the same epoch stopped after 9 steps and
     resumed: each rank draws its own dropout, so every rank's RNG state must be restored."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    code, out, err = finish(torchrun("--output", str(straight), "--epochs", "1"))
+    code, out, err = finish(torchrun("--output-dir", str(straight), "--epochs", "1"))
     assert code == 0, err[-3000:]
     assert "2 process(es)" in out and out.count("training bn on") == 1  # only rank 0 logs
     records = (straight / "metrics.jsonl").read_text().splitlines()
     assert len(records) == 1 and '"val_images": 359' in records[0]  # summed over both ranks
     assert load_checkpoint(straight / "last.pt")["progress"]["step"] == (1438 // 2) // 32
-    code, _, err = finish(torchrun("--output", str(split), "--epochs", "1", "--max-steps", "9"))
+    code, _, err = finish(torchrun("--output-dir", str(split), "--epochs", "1", "--max-steps", "9"))
     assert code == 0, err[-3000:]
     assert len(load_checkpoint(split / "last.pt")["rng_per_rank"]) == 2
     code, _, err = finish(torchrun("--resume", str(split), "--max-steps", "0"))
@@ -99,7 +99,7 @@ def test_ctrl_c_in_the_terminal_of_a_torchrun_job_saves_and_resumes(tmp_path):
     import time
 
     run = tmp_path / "run"
-    process = torchrun("--output", str(run), "--epochs", "3")
+    process = torchrun("--output-dir", str(run), "--epochs", "3")
     for line in process.stdout:  # the loop starts after this line
         if "training bn on" in line:
             break
@@ -123,7 +123,7 @@ def test_one_run_per_directory(tmp_path, capsys):
     with DirectoryLock(run):  # another process writing this run
         with pytest.raises(RunInUse, match=f"PID {os.getpid()}"):
             loop.train(config(run))
-        assert main(["train", "--output", str(run), "--epochs", "1", "--quiet"]) == 2
+        assert main(["train", "--output-dir", str(run), "--epochs", "1", "--quiet"]) == 2
         assert "in use by another process" in capsys.readouterr().err
     assert not (run / "metrics.jsonl").exists()
 

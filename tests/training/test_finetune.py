@@ -96,7 +96,7 @@ def test_train_with_weights_fine_tunes_a_new_classifier(bn_weights, tmp_path, ca
     run = tmp_path / "run"
     code = main(["train", "-m", str(bn_weights), "--data", "digits", "--input-size", "32",
                  "--augment", "crop-flip", "--epochs", "1", "--batch-size", "64", "--freeze", "4e",
-                 "--workers", "0", "--output", str(run), "--quiet", "--warmup-epochs", "0"])
+                 "--workers", "0", "--output-dir", str(run), "--quiet", "--warmup-epochs", "0"])
     assert code == 0
     out = capsys.readouterr().out
     assert "fine-tuning from" in out and "frozen through 4e" in out

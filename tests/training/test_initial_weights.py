@@ -37,13 +37,13 @@ def test_the_init_seed_alone_decides_the_initial_weights():
 
 def test_runs_record_both_seeds_and_start_from_anothers_initial_weights(tmp_path, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
-    assert main(["train", "--output", str(first), *QUICK, "--seed", "1", "--init-seed", "7"]) == 0
+    assert main(["train", "--output-dir", str(first), *QUICK, "--seed", "1", "--init-seed", "7"]) == 0
     assert "initial weights from init seed 7, sampling from seed 1" in capsys.readouterr().out
     recorded = yaml.safe_load((first / "config.yaml").read_text())
     assert recorded["run"]["seed"] == 1 and recorded["run"]["init_seed"] == 7
     assert recorded["resolved"]["init_seed"] == 7
     # the second run names the first instead of its seed
-    assert main(["train", "--output", str(second), "--init-from", str(first), "--seed", "2",
+    assert main(["train", "--output-dir", str(second), "--init-from", str(first), "--seed", "2",
                  *QUICK]) == 0
     again = yaml.safe_load((second / "config.yaml").read_text())
     assert again["run"]["init_seed"] == 7 and again["model"]["variant"] == "bn"
@@ -80,6 +80,6 @@ def test_a_weights_file_gives_its_weights_exactly_or_a_clear_error(tmp_path):
 
 def test_a_run_whose_record_is_unreadable_is_a_clear_error(tmp_path, capsys):
     (tmp_path / "config.yaml").write_text("run: [unclosed\n")
-    assert main(["train", "--init-from", str(tmp_path), "--output", str(tmp_path / "out")]) == 2
+    assert main(["train", "--init-from", str(tmp_path), "--output-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'config.yaml'}: not valid YAML" in err and "Traceback" not in err

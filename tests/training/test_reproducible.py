@@ -44,8 +44,8 @@ def test_a_resume_beside_a_busy_process_ends_bit_identical(tmp_path, capsys):
     """The default (no --threads): the run's thread count is fixed at the start, recorded, and
     used again by the resume, whatever the load: the busy process must change nothing."""
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert main(["train", "--output", str(straight), *COMMON, "--max-steps", "8"]) == 0
-    assert main(["train", "--output", str(split), *COMMON, "--max-steps", "4"]) == 0
+    assert main(["train", "--output-dir", str(straight), *COMMON, "--max-steps", "8"]) == 0
+    assert main(["train", "--output-dir", str(split), *COMMON, "--max-steps", "4"]) == 0
     saved = load_checkpoint(split / "last.pt")["threads"]
     competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -77,7 +77,7 @@ def test_the_same_seed_and_threads_give_the_same_weights(tmp_path):
 def test_another_thread_count_on_resume_is_said_and_recorded(tmp_path, capsys):
     run = tmp_path / "run"
     # 6 steps an epoch: the resume runs to the epoch's end, where its record is written
-    assert main(["train", "--output", str(run), *COMMON, "--batch-size", "256", "--threads", "2",
+    assert main(["train", "--output-dir", str(run), *COMMON, "--batch-size", "256", "--threads", "2",
                  "--max-steps", "3"]) == 0
     assert load_checkpoint(run / "last.pt")["threads"] == 2
     capsys.readouterr()

@@ -196,7 +196,7 @@ def cli(*args, **kwargs):
 
 
 def test_bad_data_is_a_clear_cli_error(tmp_path):
-    process = cli("--data", str(tmp_path / "missing"), "--output", str(tmp_path / "run"))
+    process = cli("--data", str(tmp_path / "missing"), "--output-dir", str(tmp_path / "run"))
     out, err = process.communicate(timeout=120)
     assert process.returncode == 2
     assert "missing" in err and "Traceback" not in err
@@ -204,7 +204,7 @@ def test_bad_data_is_a_clear_cli_error(tmp_path):
 
 def test_sigint_saves_a_checkpoint_and_resume_continues(tmp_path):
     run = tmp_path / "run"
-    process = cli("--output", str(run), "--epochs", "30", "--quiet", "--variant", "bn")
+    process = cli("--output-dir", str(run), "--epochs", "30", "--quiet", "--variant", "bn")
     assert "run directory" in process.stdout.readline()
     assert "training bn on" in process.stdout.readline()  # the loop starts now
     time.sleep(1.5)  # into an epoch (the first, on most machines)
@@ -275,7 +275,7 @@ def test_train_data_my_photos_works_by_default(tmp_path, capsys):
         for i, size in enumerate([(64, 48), (30, 90), (120, 120), (33, 35), (50, 40)]):
             Image.new("RGB", size, tuple(c + 5 * i for c in color)).save(photos / label / f"{i}.jpg")
     run = tmp_path / "run"
-    assert main(["train", "--data", str(photos), "--epochs", "1", "--output", str(run),
+    assert main(["train", "--data", str(photos), "--epochs", "1", "--output-dir", str(run),
                  "--quiet", "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert "batch size lowered from 128 to 8: 8 training images" in out  # 4 of 5 per class
@@ -326,7 +326,7 @@ def test_a_step_limit_belongs_to_one_call_not_to_the_run(tmp_path, capsys):
 
     run = tmp_path / "run"
     common = ["--epochs", "1", "--batch-size", "128", "--quiet", "--workers", "0"]
-    assert main(["train", "--output", str(run), *common, "--max-steps", "2"]) == 0
+    assert main(["train", "--output-dir", str(run), *common, "--max-steps", "2"]) == 0
     out = capsys.readouterr().out
     assert "at the step limit of this call (2) at step 2" in out and "--resume" in out
     assert "max_steps" not in (run / "config.yaml").read_text()
@@ -354,7 +354,7 @@ def test_a_run_records_absolute_paths_and_names_one_that_is_gone(tmp_path, monke
     elsewhere.mkdir()
     image_folder(work / "images", bad=0)
     monkeypatch.chdir(work)
-    assert main(["train", "--data", "images", "--output", "run", "--epochs", "1", "--quiet",
+    assert main(["train", "--data", "images", "--output-dir", "run", "--epochs", "1", "--quiet",
                  "--workers", "0", "--batch-size", "8"]) == 0
     monkeypatch.chdir(elsewhere)
     run = str(work / "run")

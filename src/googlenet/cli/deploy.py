@@ -94,14 +94,19 @@ def add_quantize(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_quantize(args: argparse.Namespace) -> int:
+    from googlenet.cli.progress import Progress
     from googlenet.deploy.quantize import held_out_data, quantize_model
     from googlenet.weights.sources import load_artifact
 
     artifact = load_artifact(args.model, preprocess=args.preprocess)
     eval_data = held_out_data(args.eval_data) if args.eval_data else None
-    result = quantize_model(artifact, args.output, args.calibration, images=args.images,
-                            eval_images=args.limit, eval_data=eval_data,
-                            overwrite=args.force, engine=args.engine)
+    progress = Progress("quantize", "img", enabled=args.format != "json")
+    try:
+        result = quantize_model(artifact, args.output, args.calibration, images=args.images,
+                                eval_images=args.limit, eval_data=eval_data, overwrite=args.force,
+                                engine=args.engine, on_progress=progress.report)
+    finally:
+        progress.close()
     record = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(result).items()}
     record["top1_drop"] = result.top1_drop
     if args.format == "json":

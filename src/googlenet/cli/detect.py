@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from googlenet.cli.args import add_device, add_force, add_format, add_threads, positive_int
+from googlenet.cli.args import add_device, add_force, add_format, add_renamed, add_threads, positive_int
 
 METHODS = ("rcnn", "faster-rcnn", "fasterrcnn-mobilenet")  # googlenet.detection.detector.METHODS
 SETTINGS = ("paper", "rcnn", "opencv-fast", "opencv-fast-2x")  # googlenet.detection.proposals.SETTINGS
@@ -57,7 +57,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preprocess", choices=("imagenet", "inception", "caffe"),
                    help="the input normalisation of a bare state dict")
     p.add_argument("--variant", choices=("paper", "bn"), help="fresh weights: the variant (default bn)")
-    p.add_argument("--output", help="the run directory (default runs/<time>-detect-<method>)")
+    p.add_argument("--output-dir", metavar="DIR",
+                   help="the run directory (default runs/<time>-detect-<method>)")
+    add_renamed(p, "--output", "--output-dir", metavar="DIR")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a detection run")
     p.add_argument("--epochs", type=positive_int)
     p.add_argument("--batch-size", type=positive_int)
@@ -101,6 +103,7 @@ def split_arg(value: str | None) -> str | None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from googlenet.cli.progress import Progress
     from googlenet.cli.train import StopSignals
     from googlenet.detection.train import DetectConfig, train_detection
 
@@ -109,7 +112,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--data is required (or --resume)")
     config = DetectConfig(
         data=args.data or "", method=args.method, split=split_arg(args.split), val_split=args.val_split,
-        model=args.model, preprocess=args.preprocess, variant=args.variant, output=args.output,
+        model=args.model, preprocess=args.preprocess, variant=args.variant, output=args.output_dir,
         seed=args.seed, device=args.device, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         minutes=args.minutes, on_bad=args.bad_annotations, recipe=args.recipe,
         input_size=args.input_size, proposals=args.proposals,
@@ -117,9 +120,13 @@ def run_train(args: argparse.Namespace) -> int:
         max_side=args.max_side,
         cache_dir=args.cache_dir, image_size=args.image_size, threads=args.train_threads)
     stop = StopSignals()
+    progress = Progress("detect train", "batch")  # a bar per stage: proposals, then each epoch
     with stop.installed():
-        result = train_detection(config, resume=args.resume, on_message=lambda m: print(m, flush=True),
-                                 should_stop=stop, max_steps=args.max_steps)
+        try:
+            result = train_detection(config, resume=args.resume, on_message=progress.write,
+                                     should_stop=stop, max_steps=args.max_steps, on_progress=progress.report)
+        finally:
+            progress.close()
     print(f"{result.method}: {result.stop_reason} in {result.seconds:.0f} s; run directory: {result.run_dir}")
     if result.stop_reason in ("signal", "max_steps"):
         print(f"continue with: googlenet detect train --resume {result.run_dir}")

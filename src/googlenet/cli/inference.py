@@ -99,13 +99,17 @@ def add_predict(subparsers: argparse._SubParsersAction) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     import time
 
+    from googlenet.cli.progress import Progress
     from googlenet.inference.report import render_predictions
 
     predictor = load_predictors(args, [args.model])[0]
+    progress = Progress("predict", "img", enabled=args.format != "json")
     start = time.perf_counter()
     predictions = predictor.predict_files(args.images, top_k=args.top_k, crops=args.crops,
                                           batch_size=args.batch_size, workers=args.workers,
-                                          max_image_mb=args.max_image_mb)
+                                          max_image_mb=args.max_image_mb, on_start=progress.start,
+                                          on_batch=lambda n, rate: progress.update(n))
+    progress.close()
     rate = len(predictions) / (time.perf_counter() - start)
     print(render_predictions(predictions, args.format))
     failed = sum(p.error is not None for p in predictions)
@@ -129,6 +133,7 @@ def add_features(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_extract_features(args: argparse.Namespace) -> int:
+    from googlenet.cli.progress import Progress
     from googlenet.inference.features import extract_features, files_list_path, save_features
     from googlenet.runtime.files import check_output
 
@@ -136,9 +141,12 @@ def run_extract_features(args: argparse.Namespace) -> int:
         raise ValueError(f"--output must end in {' or '.join(FEATURE_SUFFIXES)}: {args.output}")
     check_output(args.output, args.force)
     predictor = load_predictors(args, [args.model])[0]
+    progress = Progress("features", "img")
     features = extract_features(predictor, args.images, layer=args.layer, pool=args.pool,
                                 batch_size=args.batch_size, workers=args.workers,
-                                max_image_mb=args.max_image_mb)
+                                max_image_mb=args.max_image_mb, on_start=progress.start,
+                                on_batch=lambda n, rate: progress.update(n))
+    progress.close()
     save_features(features, Path(args.output))
     for file, error in features.errors.items():
         print(f"{file}: error: {error}", file=sys.stderr)

@@ -1,22 +1,37 @@
 """Progress of a long command on stderr: on a terminal, tqdm's bar with a total, a rate and the
-time left; where stderr is a file (a log), one line at most every `interval` seconds."""
+time left; where stderr is a file (a log), one line at most every `interval` seconds (30, or
+$GOOGLENET_PROGRESS_INTERVAL)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import IO, Any
 
+INTERVAL_VARIABLE = "GOOGLENET_PROGRESS_INTERVAL"
+DEFAULT_INTERVAL = 30.0
+
+
+def default_interval() -> float:
+    """Seconds between two lines in a log: $GOOGLENET_PROGRESS_INTERVAL, else 30."""
+    try:
+        return max(0.0, float(os.environ.get(INTERVAL_VARIABLE, DEFAULT_INTERVAL)))
+    except ValueError:
+        return DEFAULT_INTERVAL
+
 
 class Progress:
-    def __init__(self, what: str, unit: str, *, enabled: bool = True, interval: float = 30.0,
+    def __init__(self, what: str, unit: str, *, enabled: bool = True, interval: float | None = None,
                  file: IO[str] | None = None) -> None:
-        self.what, self.unit, self.interval = what, unit, interval
+        self.what, self.unit = what, unit
+        self.interval = default_interval() if interval is None else interval
         self.file = file or sys.stderr
         self.enabled = enabled
         self.terminal = self.file.isatty()
         self.total: int | None = None
         self.done = 0
+        self.base = 0  # report(): what the stage had done before this call's first report
         self.started = self.last_line = time.monotonic()
         self.bar: Any = None
 
@@ -35,6 +50,30 @@ class Progress:
             self.last_line = time.monotonic()
             print(self.line(), file=self.file, flush=True)
 
+    def report(self, what: str, unit: str, done: int, total: int) -> None:
+        """The hook of a library call in stages (`detect train`'s epochs, `quantize`'s passes):
+        `done` of the `total` of stage `what` so far, in `unit`. A new stage starts a new bar,
+        rate and clock, over what it has left to do (a resumed epoch: the batches not done); a
+        stage done closes its bar, so that the command's next line starts below it."""
+        if what != self.what or self.total is None:
+            self.close()
+            self.what, self.unit, self.done, self.base = what, unit, 0, done
+            self.started = self.last_line = time.monotonic()
+            self.start(total - done)
+        if done - self.base > self.done:
+            self.update(done - self.base - self.done)
+        if done >= total:
+            self.close()
+
+    def write(self, line: str) -> None:
+        """A line of the command's output (stdout) while a bar may be drawn: above the bar,
+        which is drawn again below it."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stdout)
+        else:
+            print(line)
+        sys.stdout.flush()
+
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         rate = self.done / elapsed
@@ -50,6 +89,7 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def clock(seconds: float) -> str:

@@ -36,6 +36,7 @@ def add_train(subparsers: argparse._SubParsersAction) -> None:
         for f in fields(cls):
             add_field_flag(group, f, hints[f.name])
     add_renamed(p, "--weights", "--model", dest="weights", metavar="MODEL", default=argparse.SUPPRESS)
+    add_renamed(p, "--output", "--output-dir", dest="output", metavar="DIR", default=argparse.SUPPRESS)
     p.set_defaults(run=run_train)
 
 
@@ -49,7 +50,7 @@ def add_field_flag(group: argparse._ArgumentGroup, f: Any, annotation: Any) -> N
         group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                            default=argparse.SUPPRESS, help=help_text)
     else:
-        metavar = "MODEL" if flag == "--model" else f.name.upper()
+        metavar = {"--model": "MODEL", "--output-dir": "DIR"}.get(flag, f.name.upper())
         group.add_argument(*flags, dest=f.name, metavar=metavar, default=argparse.SUPPRESS,
                            choices=f.metadata.get("choices"), help=help_text)
 

@@ -18,7 +18,7 @@ import contextlib
 import gc
 import io
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,10 @@ from googlenet.inference.backends import OnnxBackend, OpenVinoBackend
 from googlenet.inference.metrics import Accuracy
 from googlenet.model.network import GoogLeNet
 from googlenet.runtime.files import atomic_path, check_output
+from googlenet.runtime.progress import OnProgress, no_progress
+
+CALIBRATION = "calibration"  # the stages `quantize_model` reports (runtime.progress)
+HELD_OUT = ("held-out fp32", "held-out int8")
 
 
 @dataclass(frozen=True)
@@ -63,15 +67,21 @@ class QuantizeResult:
 
 
 class TensorReader:
-    """A CalibrationDataReader over a tensor of images, in batches."""
+    """A CalibrationDataReader over a tensor of images, in batches. The calibrator runs each
+    batch before it asks for the next: asked for images[start:], it has done `start`
+    (`on_progress`)."""
 
-    def __init__(self, input_name: str, images: Tensor, batch_size: int = 16) -> None:
+    def __init__(self, input_name: str, images: Tensor, batch_size: int = 16,
+                 on_progress: OnProgress = no_progress) -> None:
         self.input_name, self.images, self.batch_size = input_name, images, batch_size
+        self.on_progress = on_progress
         self.batches: Iterator[np.ndarray] = self._batches()
 
     def _batches(self) -> Iterator[np.ndarray]:
         for start in range(0, len(self.images), self.batch_size):
+            self.on_progress(CALIBRATION, "img", start, len(self.images))
             yield np.ascontiguousarray(self.images[start:start + self.batch_size].float().numpy())
+        self.on_progress(CALIBRATION, "img", len(self.images), len(self.images))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         batch = next(self.batches, None)
@@ -131,8 +141,10 @@ def calibration_images(source: str, prep: Preprocessing, count: int) -> tuple[Te
 
 
 def quantize_onnx(fp32_path: Path, output: Path, calibration: Tensor, per_channel: bool = True,
-                  exclude_ops: tuple[str, ...] = (), ort_default_ops: bool = False) -> Path:
-    """fp32 ONNX -> int8 QDQ ONNX, calibrated on `calibration`, metadata carried over.
+                  exclude_ops: tuple[str, ...] = (), ort_default_ops: bool = False,
+                  on_progress: OnProgress = no_progress) -> Path:
+    """fp32 ONNX -> int8 QDQ ONNX, calibrated on `calibration`, metadata carried over;
+    `on_progress`: the calibration's images done.
 
     Every quantizable op is quantized (pools and concats too), so that Inception modules can
     run in int8 from end to end; `ort_default_ops` uses quantize_static's own selection instead
@@ -147,7 +159,8 @@ def quantize_onnx(fp32_path: Path, output: Path, calibration: Tensor, per_channe
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)  # shapes + fusions
         input_name = onnx.load(str(prepared)).graph.input[0].name
         ops = None if ort_default_ops else quantized_op_types(prepared, exclude_ops)
-        quantize_static(str(prepared), str(output), TensorReader(input_name, calibration),
+        reader = TensorReader(input_name, calibration, on_progress=on_progress)
+        quantize_static(str(prepared), str(output), reader,
                         quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax, op_types_to_quantize=ops)
@@ -157,8 +170,10 @@ def quantize_onnx(fp32_path: Path, output: Path, calibration: Tensor, per_channe
     return output
 
 
-def quantize_openvino(fp32_path: Path, output: Path, calibration: Tensor) -> Path:
-    """fp32 IR or .onnx -> int8 IR with NNCF, calibrated on `calibration`, metadata carried over."""
+def quantize_openvino(fp32_path: Path, output: Path, calibration: Tensor,
+                      on_progress: OnProgress = no_progress) -> Path:
+    """fp32 IR or .onnx -> int8 IR with NNCF, calibrated on `calibration`, metadata carried over;
+    `on_progress`: the calibration's images taken by NNCF."""
     require_extra("openvino", "int8 quantization with OpenVINO")
     import nncf
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
@@ -170,6 +185,15 @@ def quantize_openvino(fp32_path: Path, output: Path, calibration: Tensor) -> Pat
 
     model = openvino_runtime.core().read_model(str(fp32_path))
     samples = [np.ascontiguousarray(calibration[i:i + 1].float().numpy()) for i in range(len(calibration))]
+    taken = 0
+    on_progress(CALIBRATION, "img", taken, len(samples))
+
+    def counted(sample: np.ndarray) -> np.ndarray:
+        nonlocal taken
+        taken += 1
+        on_progress(CALIBRATION, "img", taken, len(samples))
+        return sample
+
     # Global min-max activation ranges (as ONNX Runtime's calibration) and no bias correction:
     # on the digits model NNCF's defaults (ranges averaged over samples, bias correction) agreed
     # with fp32 on 88.5% of held-out images, these settings on 99.5% (ONNX Runtime: 99.0%).
@@ -179,7 +203,7 @@ def quantize_openvino(fp32_path: Path, output: Path, calibration: Tensor) -> Pat
     # NNCF compiles on Cores of its own, gone before the thread gets its signal stack back
     # (runtime/openvino.py); its progress bars are silenced (the CLI's stdout is for results).
     with contextlib.redirect_stdout(io.StringIO()), openvino_runtime.signal_stack_kept():
-        quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples),
+        quantized = nncf.quantize(model, nncf.Dataset(samples, counted), subset_size=len(samples),
                                   preset=nncf.QuantizationPreset.PERFORMANCE,
                                   advanced_parameters=advanced)
         gc.collect()
@@ -203,19 +227,29 @@ def quantized_op_types(path: Path, exclude_ops: tuple[str, ...]) -> list[str]:
     return sorted((present & quantizable) - set(exclude_ops))
 
 
-def logits_of(model: FileBackend, images: Tensor, batch_size: int = 32) -> Tensor:
-    return torch.cat([model(images[i:i + batch_size]) for i in range(0, len(images), batch_size)])
+def logits_of(model: FileBackend, images: Tensor, batch_size: int = 32,
+              on_done: Callable[[int], None] = lambda done: None) -> Tensor:
+    """The logits of `images`, in batches; `on_done(images done)` after each."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        out.append(model(images[start:start + batch_size]))
+        on_done(start + len(out[-1]))
+    return torch.cat(out)
 
 
 FileBackend = OnnxBackend | OpenVinoBackend
 
 
-def compare(fp32: FileBackend, int8: FileBackend, images: Tensor, labels: Tensor
-            ) -> tuple[float, float, float]:
+def compare(fp32: FileBackend, int8: FileBackend, images: Tensor, labels: Tensor,
+            on_progress: OnProgress = no_progress) -> tuple[float, float, float]:
     """(fp32 top-1, int8 top-1, agreement) on labelled images."""
     rates, predictions = [], []
-    for model in (fp32, int8):
-        logits = logits_of(model, images)
+    for model, stage in zip((fp32, int8), HELD_OUT):
+        def done(n: int, stage: str = stage) -> None:
+            on_progress(stage, "img", n, len(images))
+
+        done(0)
+        logits = logits_of(model, images, on_done=done)
         accuracy = Accuracy(logits.shape[1])
         accuracy.add(logits, labels)
         rates.append(accuracy.top1_rate)
@@ -225,11 +259,14 @@ def compare(fp32: FileBackend, int8: FileBackend, images: Tensor, labels: Tensor
 
 def quantize_model(model: GoogLeNet | Artifact, output: str | Path, calibration: str, images: int = 256,
                    eval_images: int = 500, eval_data: DataConfig | None = None,
-                   overwrite: bool = False, engine: str = "onnxruntime") -> QuantizeResult:
+                   overwrite: bool = False, engine: str = "onnxruntime",
+                   on_progress: OnProgress = no_progress) -> QuantizeResult:
     """Quantize a model (with its record) or an artifact with `engine` (an fp32 .onnx, an fp32
     OpenVINO .xml for openvino, or weights exported to a temporary fp32 file first) and
     measure int8 against fp32 on `eval_images` validation images of `eval_data` (default: the
-    data its training run recorded). An existing output is replaced only with `overwrite`."""
+    data its training run recorded). An existing output is replaced only with `overwrite`.
+    `on_progress(stage, unit, done, total)` as the calibration (stage CALIBRATION) and the two
+    held-out passes (HELD_OUT) go."""
     artifact = artifact_of(model) if isinstance(model, GoogLeNet) else model
     if engine not in QUANTIZE_ENGINES:
         raise ValueError(f"engine must be one of {', '.join(QUANTIZE_ENGINES)}, got {engine!r}")
@@ -252,13 +289,14 @@ def quantize_model(model: GoogLeNet | Artifact, output: str | Path, calibration:
                 raise ModelSourceError(f"the fp32 export differs from PyTorch by {result.max_abs_diff:.3g}")
         calib, where = calibration_images(calibration, artifact.preprocessing, images)
         if engine == "openvino":
-            quantize_openvino(fp32_path, output, calib)  # writes its two files atomically itself
+            quantize_openvino(fp32_path, output, calib, on_progress)  # its two files, atomically
         else:
             with atomic_path(output) as partial:
-                quantize_onnx(fp32_path, partial, calib)
+                quantize_onnx(fp32_path, partial, calib, on_progress=on_progress)
         held_out, labels = dataset_images(eval_data, artifact, eval_images)
         backend = OpenVinoBackend if engine == "openvino" else OnnxBackend
-        fp32_top1, int8_top1, agreement = compare(backend(fp32_path), backend(output), held_out, labels)
+        fp32_top1, int8_top1, agreement = compare(backend(fp32_path), backend(output), held_out, labels,
+                                                  on_progress)
     return QuantizeResult(output, fp32_path if given else None, len(calib), where, len(labels),
                           fp32_top1, int8_top1, agreement)
 

@@ -37,6 +37,7 @@ from googlenet.data.images import BadImage
 from googlenet.detection.data import DetectionData
 from googlenet.detection.regions import load_image
 from googlenet.errors import ModelSourceError, TrainingStopped
+from googlenet.runtime.progress import OnProgress, no_progress
 from googlenet.training.checkpoint import (
     all_finite,
     capture_rng,
@@ -46,6 +47,13 @@ from googlenet.training.checkpoint import (
 )
 from googlenet.training.finetune import parameter_groups
 from googlenet.training.schedule import warmup_cosine
+
+READING = "reading images"  # train_detector's first stage (runtime.progress), then one per epoch
+
+
+def epoch_stage(epoch: int, epochs: int) -> str:
+    """Epoch `epoch` (0-based) as a stage of the progress: "epoch 3/20"."""
+    return f"epoch {epoch + 1}/{epochs}"
 
 
 @dataclass(frozen=True)
@@ -76,14 +84,17 @@ class LoopState:
 class TrainImages(Dataset):
     """The training images, decoded once and held at `size` on the shorter side (the longer at
     most twice that); targets as torchvision's detection models take them (labels from 1,
-    0 being background). Unreadable images are left out and named in `skipped`."""
+    0 being background). Unreadable images are left out and named in `skipped`. `on_progress`:
+    the images read (stage READING)."""
 
-    def __init__(self, data: DetectionData, size: int, seed: int) -> None:
+    def __init__(self, data: DetectionData, size: int, seed: int,
+                 on_progress: OnProgress = no_progress) -> None:
         self.images: list[Tensor] = []
         self.targets: list[dict[str, Tensor]] = []
         self.skipped: list[str] = []
         self.seed, self.epoch = seed, 0
-        for sample in data.samples:
+        for index, sample in enumerate(data.samples):
+            on_progress(READING, "img", index, len(data.samples))
             try:
                 _, image = load_image(sample.image)
             except (BadImage, OSError) as error:
@@ -99,6 +110,8 @@ class TrainImages(Dataset):
             self.images.append(pixels)
             self.targets.append({"boxes": boxes.reshape(-1, 4),
                                  "labels": torch.from_numpy(sample.labels[keep]) + 1})
+
+        on_progress(READING, "img", len(data.samples), len(data.samples))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -171,9 +184,9 @@ def resume_into(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                      list(saved.get("history") or []))
 
 
-def training_images(data: DetectionData, config: LoopConfig,
-                    on_message: Callable[[str], None]) -> TrainImages:
-    images = TrainImages(data, config.image_size, config.seed)
+def training_images(data: DetectionData, config: LoopConfig, on_message: Callable[[str], None],
+                    on_progress: OnProgress = no_progress) -> TrainImages:
+    images = TrainImages(data, config.image_size, config.seed, on_progress)
     if len(images) == 0:
         raise TrainingStopped(f"no readable training images in {data.source}")
     if len(images.skipped) > config.max_bad_images:
@@ -215,12 +228,13 @@ def train_detector(model: nn.Module, data: DetectionData, run_dir: Path, config:
                    extra: dict[str, Any], resume: bool = False,
                    on_message: Callable[[str], None] = lambda m: None,
                    should_stop: Callable[[], bool] = lambda: False, max_steps: int = 0,
-                   threads: int = 1) -> LoopState:
+                   threads: int = 1, on_progress: OnProgress = no_progress) -> LoopState:
     """Train `model` (a torchvision detection model) on `data` with `threads` intra-op threads
     (set by the caller; recorded); last.pt after every epoch and at a stop. `extra`: what else
-    the checkpoint carries (how to rebuild the model)."""
+    the checkpoint carries (how to rebuild the model). `on_progress`: the images read (stage
+    READING), then each epoch's batches (stage `epoch_stage`)."""
     torch.manual_seed(config.seed)
-    images = training_images(data, config, on_message)
+    images = training_images(data, config, on_message, on_progress)
     optimizer = build_optimizer(model, config)
     batches = math.ceil(len(images) / config.batch_size)
     clock = Clock()
@@ -233,6 +247,8 @@ def train_detector(model: nn.Module, data: DetectionData, run_dir: Path, config:
     while state.epoch < config.epochs and not halt:
         model.train()
         sums, epoch_start = EpochSums(), time.perf_counter()
+        stage = epoch_stage(state.epoch, config.epochs)
+        on_progress(stage, "batch", state.batch, batches)
         for batch_images, targets in epoch_batches(images, state.epoch, config.batch_size, config.seed,
                                                    state.batch):
             losses = train_step(model, optimizer, batch_images, targets, config.grad_clip)
@@ -242,6 +258,7 @@ def train_detector(model: nn.Module, data: DetectionData, run_dir: Path, config:
                 sums.add(losses, len(batch_images))
             scheduler.step()
             state.step, state.batch, state.elapsed = state.step + 1, state.batch + 1, clock()
+            on_progress(stage, "batch", state.batch, batches)
             over_budget = config.budget_seconds > 0 and state.elapsed >= config.budget_seconds
             halt = should_stop() or over_budget or bool(max_steps and state.step >= max_steps)
             if halt:

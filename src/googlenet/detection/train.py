@@ -3,7 +3,8 @@
     result = train_detection(DetectConfig(data="../shared/data/raccoon", method="rcnn"))
     detector = load_detector(result.run_dir)
 
-A library function: messages go to `on_message`, a stop is asked through `should_stop`.
+A library function: messages go to `on_message`, progress to `on_progress` (runtime.progress),
+a stop is asked through `should_stop`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,13 @@ from googlenet.detection.detector import (
     build_torchvision_model,
     read_record,
 )
-from googlenet.detection.loop import LoopConfig, train_detector
+from googlenet.detection.loop import LoopConfig, epoch_stage, train_detector
 from googlenet.detection.proposals import DEFAULT_MAX_SIDE, DEFAULT_SETTING, ProposalCache
 from googlenet.detection.rcnn import RCNNSettings
 from googlenet.detection.regions import RegionConfig, extract_regions, mean_pixel, write_marker
 from googlenet.errors import ConfigError
 from googlenet.runtime.files import DirectoryLock, write_atomically
+from googlenet.runtime.progress import OnProgress, no_progress
 from googlenet.training.runs import default_run_dir
 
 DEFAULT_CACHE = Path("~/.cache/googlenet/proposals")
@@ -91,9 +94,12 @@ def new_run_dir(config: DetectConfig) -> Path:
 
 def train_detection(config: DetectConfig, *, resume: str | Path | None = None,
                     on_message: Callable[[str], None] = lambda m: None,
-                    should_stop: Callable[[], bool] = lambda: False, max_steps: int = 0) -> DetectResult:
+                    should_stop: Callable[[], bool] = lambda: False, max_steps: int = 0,
+                    on_progress: OnProgress = no_progress) -> DetectResult:
     """Train as `config` says; with `resume` (a run directory), continue that run (its saved
-    record decides the method; `config` gives the epochs and budget)."""
+    record decides the method; `config` gives the epochs and budget). `on_progress(stage, unit,
+    done, total)`: rcnn's Selective Search over each split's images (stage "<split> regions"),
+    faster-rcnn's reading of the images (loop.READING), then each epoch's batches ("epoch 3/20")."""
     if resume is not None:
         record = read_record(resume)
         config = dataclasses.replace(config, method=record["method"], data=record["data"],
@@ -108,10 +114,11 @@ def train_detection(config: DetectConfig, *, resume: str | Path | None = None,
         on_message(f"skipped annotation: {line}")
     start = time.perf_counter()
     if config.method == "rcnn":
-        reason = train_rcnn(config, data, run_dir, resume is not None, on_message, should_stop, max_steps)
+        reason = train_rcnn(config, data, run_dir, resume is not None, on_message, should_stop, max_steps,
+                            on_progress)
     else:
         reason = train_torchvision(config, data, run_dir, resume is not None, on_message, should_stop,
-                                   max_steps)
+                                   max_steps, on_progress)
     return DetectResult(run_dir, config.method, reason, time.perf_counter() - start)
 
 
@@ -164,15 +171,17 @@ def region_config(config: DetectConfig, warp_size: int, fill: tuple[float, float
 
 
 def prepare_regions(config: DetectConfig, data: DetectionData, regions: Path, warp_size: int,
-                    fill: tuple[float, float, float], on_message: Callable[[str], None]) -> None:
+                    fill: tuple[float, float, float], on_message: Callable[[str], None],
+                    on_progress: OnProgress = no_progress) -> None:
     cache = ProposalCache(Path(config.cache_dir).expanduser() if config.cache_dir else None)
     rc = region_config(config, warp_size, fill)
     splits: list[tuple[str, DetectionData]] = [("train", data)]
     if config.val_split:
         splits.append(("val", load_detection(config.data, config.val_split, config.on_bad)))
     for name, part in splits:
-        start = time.perf_counter()
-        counts = extract_regions(part, regions / name, rc, cache)
+        start, stage = time.perf_counter(), f"{name} regions"
+        on_progress(stage, "img", 0, len(part.samples))
+        counts = extract_regions(part, regions / name, rc, cache, on_image=partial(on_progress, stage, "img"))
         on_message(f"{name} regions: {counts.objects} object and {counts.background} background crops "
                    f"from {counts.images} images ({config.proposals} Selective Search, "
                    f"{time.perf_counter() - start:.0f} s)")
@@ -217,7 +226,8 @@ def count_regions(folder: Path) -> int:
 
 
 def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed: bool,
-               on_message: Callable[[str], None], should_stop: Callable[[], bool], max_steps: int) -> str:
+               on_message: Callable[[str], None], should_stop: Callable[[], bool], max_steps: int,
+               on_progress: OnProgress = no_progress) -> str:
     from googlenet.training.callbacks import Callback
     from googlenet.training.loop import resume, train
 
@@ -233,7 +243,8 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
             write_atomically(run_dir / rundir.DETECTION_RECORD, json.dumps(record, indent=1).encode())
     if not (regions / "train" / "regions.json").is_file():
         with DirectoryLock(run_dir):
-            prepare_regions(config, data, regions, warp_size, region_fill(config, probe), on_message)
+            prepare_regions(config, data, regions, warp_size, region_fill(config, probe), on_message,
+                            on_progress)
     epochs = config.epochs
     if deadline is not None and not resumed:
         left = deadline - time.perf_counter()
@@ -244,8 +255,20 @@ def train_rcnn(config: DetectConfig, data: DetectionData, run_dir: Path, resumed
     train_config = rcnn_train_config(config, regions, run_dir, epochs)
 
     class Relay(Callback):
+        """The region classifier's run: its messages, and its epochs' batches as progress."""
+
+        stage, done, batches = "", 0, 0
+
         def on_message(self, message: str) -> None:
             on_message(message)
+
+        def on_epoch_start(self, epoch: int, epochs: int, batches: int, done: int) -> None:
+            self.stage, self.done, self.batches = epoch_stage(epoch, epochs), done, batches
+            on_progress(self.stage, "batch", done, batches)
+
+        def on_batch(self, result: Any, mean_loss: float) -> None:
+            self.done += 1
+            on_progress(self.stage, "batch", self.done, self.batches)
 
     call = dict(callbacks=[Relay()], should_stop=should_stop, max_steps=max_steps, deadline=deadline)
     if resumed:
@@ -319,7 +342,7 @@ def training_device(config: DetectConfig):
 
 def train_torchvision(config: DetectConfig, data: DetectionData, run_dir: Path, resumed: bool,
                       on_message: Callable[[str], None], should_stop: Callable[[], bool],
-                      max_steps: int) -> str:
+                      max_steps: int, on_progress: OnProgress = no_progress) -> str:
     import torch
 
     device = training_device(config)
@@ -346,7 +369,7 @@ def train_torchvision(config: DetectConfig, data: DetectionData, run_dir: Path, 
         try:
             state = train_detector(model.to(device), data, run_dir, loop, {"record": record},
                                    resume=resumed, on_message=on_message, should_stop=should_stop,
-                                   max_steps=max_steps, threads=threads)
+                                   max_steps=max_steps, threads=threads, on_progress=on_progress)
         finally:
             torch.set_num_threads(before)  # the caller's setting, as it was
     if should_stop():

@@ -28,7 +28,7 @@ from googlenet.data.splits import load_eval_dataset
 from googlenet.data.subsets import stratified
 from googlenet.errors import DataError, ModelSourceError
 from googlenet.inference.metrics import Accuracy
-from googlenet.inference.predictor import Predictor
+from googlenet.inference.predictor import OnBatch, Predictor
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,6 @@ class EvalResult:
         return self.models * self.crops
 
 
-OnBatch = Callable[[int, float], None]  # (images in the batch, images per second so far)
 
 # Sec. 7: "For the single model case, we chose the one with the lowest top-1 error rate on the
 # validation data." The paper does not say with how many crops; 1, the cheapest to measure.

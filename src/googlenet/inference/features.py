@@ -4,6 +4,7 @@ files, batched, written as .npy or .parquet."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from googlenet.extras import require_extra
 from googlenet.inference.backends import TorchBackend
 from googlenet.inference.options import FEATURE_SUFFIXES as OUTPUT_SUFFIXES
 from googlenet.inference.options import POOLS
-from googlenet.inference.predictor import Predictor, find_images, image_batches
+from googlenet.inference.predictor import OnBatch, Predictor, find_images, image_batches, timed
 from googlenet.model.network import GoogLeNet
 from googlenet.runtime.files import atomic_path
 
@@ -41,9 +42,12 @@ def layer_output(model: GoogLeNet, images: torch.Tensor, layer: str | None, pool
 @torch.no_grad()
 def extract_features(predictor: Predictor, inputs: list[str], *, layer: str | None = None,
                      pool: str = "avg", batch_size: int = 32, workers: int = 0,
-                     max_image_mb: float = DEFAULT_MAX_IMAGE_MB) -> Features:
+                     max_image_mb: float = DEFAULT_MAX_IMAGE_MB,
+                     on_start: Callable[[int], None] | None = None,
+                     on_batch: OnBatch | None = None) -> Features:
     """Embeddings of every readable image (files or folders); unreadable ones are named in
-    `errors`. Needs the torch backend (a checkpoint or weights, not an exported graph)."""
+    `errors`. Needs the torch backend (a checkpoint or weights, not an exported graph).
+    `on_start(files)` and `on_batch(files, files/s)`: as `Predictor.predict_files`'."""
     if pool not in POOLS:
         raise ValueError(f"pool must be one of {', '.join(POOLS)}, got {pool!r}")
     if not isinstance(predictor.backend, TorchBackend):
@@ -53,11 +57,14 @@ def extract_features(predictor: Predictor, inputs: list[str], *, layer: str | No
     if layer is not None:
         layer = model.layer_name(layer)
     files = find_images(inputs)
+    if on_start is not None:
+        on_start(len(files))
     kept: list[tuple[int, np.ndarray]] = []
     errors: dict[str, str] = {}
     start = time.perf_counter()
     transform = eval_transform(predictor.preprocessing)
-    for images, indices, failed in image_batches(files, transform, batch_size, workers, max_image_mb):
+    batches = image_batches(files, transform, batch_size, workers, max_image_mb)
+    for images, indices, failed in timed(batches, on_batch):
         errors.update({str(files[index]): error for index, error in failed.items()})
         if images is not None:
             images = images.to(device).contiguous(memory_format=torch.channels_last)

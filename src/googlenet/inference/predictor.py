@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,7 @@ from googlenet.runtime.device import resolve_device
 from googlenet.weights.sources import Preprocess, load_artifact
 
 ImageInput = str | Path | Image.Image | Tensor  # a file or folder, or a decoded image
+OnBatch = Callable[[int, float], None]  # (images in the batch, images per second so far)
 CHUNK = 256  # crops per forward pass: bounds memory with 144 crops per image
 
 
@@ -130,19 +132,38 @@ class Predictor:
 
     def predict_files(self, inputs: Sequence[str | Path], top_k: int = 5, crops: int = 1,
                       batch_size: int = 32, workers: int = 0,
-                      max_image_mb: float = DEFAULT_MAX_IMAGE_MB) -> list[Prediction]:
+                      max_image_mb: float = DEFAULT_MAX_IMAGE_MB,
+                      on_start: Callable[[int], None] | None = None,
+                      on_batch: OnBatch | None = None) -> list[Prediction]:
         """Predictions for image files and folders (searched), in input order; a file that
-        cannot be read (or is over `max_image_mb`) gets a Prediction naming the problem."""
+        cannot be read (or is over `max_image_mb`) gets a Prediction naming the problem.
+        `on_start(files)` once the folders are searched (a progress bar's total);
+        `on_batch(files, files/s)` after every batch, unreadable files included."""
         files = find_images(inputs)
+        if on_start is not None:
+            on_start(len(files))
         results: list[Prediction] = []
-        for images, indices, errors in image_batches(files, self.transform(crops), batch_size,
-                                                     workers, max_image_mb):
+        batches = image_batches(files, self.transform(crops), batch_size, workers, max_image_mb)
+        for images, indices, errors in timed(batches, on_batch):
             results += [Prediction(str(files[i]), [], [], error) for i, error in errors.items()]
             if images is not None:
                 probabilities = self.crop_scores(images, [crops])[0]
                 results += self.top(probabilities, top_k, [str(files[i]) for i in indices])
         order = {str(f): i for i, f in enumerate(files)}
         return sorted(results, key=lambda p: order[p.file])  # type: ignore[index]
+
+
+Batch = tuple[Tensor | None, list[int], dict[int, str]]
+
+
+def timed(batches: Iterator[Batch], on_batch: OnBatch | None) -> Iterator[Batch]:
+    """`image_batches`' batches, `on_batch(files, files/s)` called once each has been used."""
+    start, seen = time.perf_counter(), 0
+    for batch in batches:
+        yield batch
+        seen += len(batch[1]) + len(batch[2])
+        if on_batch is not None:
+            on_batch(len(batch[1]) + len(batch[2]), seen / max(time.perf_counter() - start, 1e-9))
 
 
 def find_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -179,8 +200,7 @@ class ImageFiles(Dataset):
 
 
 def image_batches(files: list[Path], transform: Callable, batch_size: int, workers: int,
-                  max_image_mb: float = DEFAULT_MAX_IMAGE_MB
-                  ) -> Iterator[tuple[Tensor | None, list[int], dict[int, str]]]:
+                  max_image_mb: float = DEFAULT_MAX_IMAGE_MB) -> Iterator[Batch]:
     """Decoded, transformed batches of `files`: (the readable images stacked, or None when
     none is; their indices into `files`; index -> error for the unreadable ones)."""
     loader = DataLoader(ImageFiles(files, transform, max_image_mb), batch_size=batch_size,

@@ -97,7 +97,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    output: str | None = option(None, help="run directory (default runs/<timestamp>-<name>)")
+    output: str | None = option(None, flag="output_dir",
+                                help="run directory (default runs/<timestamp>-<name>)")
     name: str = option("googlenet", help="the run's name, in its default directory")
     seed: int = option(0, help="random seed of the sampling: sample order, augmentation, dropout "
                                "(and of the initial weights unless --init-seed is given)")
