@@ -130,7 +130,7 @@ class EpochLines:
     """Within an epoch, cli.progress's periodic line (batches done of the epoch's, the rate,
     the time left) for output that goes to a file, where no bar is drawn."""
 
-    def __init__(self, interval: float = 30.0, file: Any = None) -> None:
+    def __init__(self, interval: float | None = None, file: Any = None) -> None:
         self.interval, self.file = interval, file
         self.progress: Any = None
 
