@@ -29,7 +29,8 @@ INFERENCE = ["torchvision eager", "ours bn eager", "ours paper eager", "ours bn 
 OPENVINO = ["OpenVINO fp32 ours bn", "OpenVINO fp32 ours paper", "OpenVINO fp32 torchvision",
             "OpenVINO int8 ours bn", "OpenVINO int8 ours paper", "OpenVINO int8 torchvision"]
 TRAINING = ["torchvision train NCHW fp32", "ours bn train NCHW fp32", "ours bn train channels_last fp32",
-            "ours bn train channels_last bf16", "ours paper train channels_last fp32"]
+            "ours bn train channels_last bf16", "ours paper train channels_last fp32",
+            "ours paper train channels_last bf16"]
 
 
 @pytest.mark.slow  # a whole `bench --quick` (about a minute): the arithmetic is tested below
@@ -114,3 +115,21 @@ def test_the_cases_carry_their_precision_and_backend():
     training = training_cases(BenchConfig.quick())
     assert [c.name for c in training] == TRAINING
     assert [(c.precision, c.note) for c in training if c.precision != "fp32"] == [("bf16", "bf16 autocast")]
+
+
+def test_bench_task_training_times_only_the_training_rows(monkeypatch):
+    """`googlenet bench --task training`: no export, no inference row."""
+    import googlenet.deploy.bench as bench
+    from googlenet.cli.main import main
+
+    seen = {}
+
+    def fake_run(config, log):
+        seen["tasks"] = config.tasks
+        return BenchReport(config, {"cpu": "x", "cpus": "2", "threads": "1", "torch": "t",
+                                    "onnxruntime": "o", "openvino": "v"}, 1.0, [], 1.0)
+
+    monkeypatch.setattr(bench, "run_bench", fake_run)
+    assert main(["bench", "--quick", "--task", "training"]) == 0
+    assert seen["tasks"] == ("training",)
+    assert main(["bench", "--quick"]) == 0 and seen["tasks"] == ("inference", "training")

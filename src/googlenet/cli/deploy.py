@@ -137,6 +137,8 @@ def add_bench(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true",
                    help="small inputs, few repetitions, no torch.compile: about a minute on 2 "
                         "cores (65 s measured); the full run takes about 8 minutes")
+    p.add_argument("--task", choices=("all", "inference", "training"), default="all",
+                   help="the rows to time (default all)")
     p.add_argument("--json", metavar="FILE", help="write every number as JSON")
     add_format(p, OUTPUT_FORMATS[:2])
     p.set_defaults(run=run_bench)
@@ -151,6 +153,8 @@ def run_bench(args: argparse.Namespace) -> int:
         ("warmup", args.warmup)) if value is not None}
     if args.compile is not None:
         overrides["compile"] = args.compile
+    if args.task != "all":
+        overrides["tasks"] = (args.task,)
     config = BenchConfig.quick(**overrides) if args.quick else BenchConfig(**overrides)
     report = bench(config, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(render_bench(report, args.format))

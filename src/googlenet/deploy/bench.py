@@ -65,6 +65,7 @@ class BenchConfig:
     calibration_images: int = 32
     ceiling_size: int = 2048  # n of the n x n x n matmuls that measure the ceilings
     openvino: bool = True  # the OpenVINO rows, when it is installed
+    tasks: tuple[Task, ...] = ("inference", "training")
 
     @staticmethod
     def quick(**overrides) -> BenchConfig:
@@ -231,11 +232,14 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] = lambda _: None) 
     log(f"fp32 matmul ceiling: {ceiling:.1f} GFLOP/s")
     int8_ceiling = int8_matmul_ceiling_gops(config.ceiling_size, config.threads)
     log(f"int8 matmul ceiling: {int8_ceiling:.1f} GOP/s")
-    with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as folder:
-        paths = exported_models(Path(folder), config.input_size, config.calibration_images,
-                                bool(config.openvino and openvino_version()), log)
-        rows = bench_inference(config, paths, log)
-    rows += bench_training(config, log)
+    rows: list[BenchRow] = []
+    if "inference" in config.tasks:
+        with tempfile.TemporaryDirectory(prefix="googlenet-bench-") as folder:
+            paths = exported_models(Path(folder), config.input_size, config.calibration_images,
+                                    bool(config.openvino and openvino_version()), log)
+            rows += bench_inference(config, paths, log)
+    if "training" in config.tasks:
+        rows += bench_training(config, log)
     add_ratios(rows, ceiling, int8_ceiling)
     return BenchReport(config, machine_info(config.threads), ceiling, rows, int8_ceiling)
 
