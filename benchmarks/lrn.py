@@ -50,25 +50,29 @@ def main() -> int:
     lines = ["# Local response normalization, forward and backward", "",
              f"Command: `python benchmarks/lrn.py --batch-size {args.batch_size}`. Machine: "
              f"{platform.processor() or platform.machine()}, {args.threads} threads; torch "
-             f"{torch.__version__}; channels-last float32.", "",
-             "| where | shape | nn.LocalResponseNorm ms | ours ms | speed-up | "
+             f"{torch.__version__}; channels-last.", "",
+             "| where | precision | shape | nn.LocalResponseNorm ms | ours ms | speed-up | "
              "largest output / gradient difference |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for where, shape in SHAPES.items():
-        x = (torch.randn(args.batch_size, *shape) * 4).relu()
-        x = x.to(memory_format=torch.channels_last).requires_grad_()
-        grad = torch.randn_like(x)
-        (y0, dx0), (y1, dx1) = step(theirs, x, grad), step(ours, x, grad)
-        times: dict[str, list[float]] = {"theirs": [], "ours": []}
-        for _ in range(args.rounds):
-            for name, module in (("theirs", theirs), ("ours", ours)):
-                start = time.perf_counter()
-                step(module, x, grad)
-                times[name].append(time.perf_counter() - start)
-        t0, t1 = (1000 * statistics.median(times[k]) for k in ("theirs", "ours"))
-        lines.append(f"| {where} | {args.batch_size} x {' x '.join(map(str, shape))} | {t0:.1f} | "
-                     f"{t1:.1f} | {t0 / t1:.2f}x | {(y0 - y1).abs().max():.1e} / "
-                     f"{(dx0 - dx1).abs().max():.1e} |")
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for dtype in (torch.float32, torch.bfloat16):
+        precision = "fp32" if dtype == torch.float32 else "bf16 autocast"
+        for where, shape in SHAPES.items():
+            x = (torch.randn(args.batch_size, *shape) * 4).relu().to(dtype)
+            x = x.to(memory_format=torch.channels_last).requires_grad_()
+            grad = torch.randn_like(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+                (y0, dx0), (y1, dx1) = step(theirs, x, grad), step(ours, x, grad)
+                times: dict[str, list[float]] = {"theirs": [], "ours": []}
+                for _ in range(args.rounds):
+                    for name, module in (("theirs", theirs), ("ours", ours)):
+                        start = time.perf_counter()
+                        step(module, x, grad)
+                        times[name].append(time.perf_counter() - start)
+            t0, t1 = (1000 * statistics.median(times[k]) for k in ("theirs", "ours"))
+            lines.append(f"| {where} | {precision} | {args.batch_size} x {' x '.join(map(str, shape))} | "
+                         f"{t0:.1f} | {t1:.1f} | {t0 / t1:.2f}x | "
+                         f"{(y0.float() - y1.float()).abs().max():.1e} / "
+                         f"{(dx0.float() - dx1.float()).abs().max():.1e} |")
     write_report(args.output, lines)
     return 0
 
