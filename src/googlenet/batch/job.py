@@ -9,9 +9,9 @@ reads a file boundedly and applies the model's own eval transform (`read_transfo
 loads it, and scores with `Predictor.crop_scores` and `top` (predict) or `layer_output` (features).
 
 A file that cannot be used becomes a row whose `error` names the reason (null otherwise). An actor
-that dies is restarted and its batch retried (Ray's max_restarts / max_task_retries); a decode
-task, retried likewise. With `resume`, the files whose (file, size, mtime_ns) the output already
-holds are skipped.
+that dies is restarted and its batches retried (Ray Data's actor pools set max_restarts and
+max_task_retries to -1); a decode task whose worker dies is retried (Ray's max_retries). With
+`resume`, the files whose (file, size, mtime_ns) the output already holds are skipped.
 
 CPU accounting: Ray's CPU counts are logical. An actor runs `threads` intra-op threads (the node's
 cores shared out between its actors, so the model alone does not oversubscribe the node) and
@@ -195,8 +195,7 @@ def dataset(job: BatchJob, preprocessing: Preprocessing, todo: pa.Table, actors:
     ).map_batches(
         model_class, fn_constructor_kwargs={"job": asdict(job), "threads": threads},
         batch_size=job.batch_size, batch_format="numpy", compute=ActorPoolStrategy(size=actors),
-        num_cpus=ACTOR_SHARE * threads, num_gpus=job.gpus_per_actor or None,
-        max_restarts=-1, max_task_retries=-1)
+        num_cpus=ACTOR_SHARE * threads, num_gpus=job.gpus_per_actor or None)
 
 
 _transforms: dict[tuple[Preprocessing, int | None], Callable] = {}

@@ -101,6 +101,7 @@ def write_part(output: str, table: Any) -> str:
             pq.write_table(table, stream)
         return path
     path = Path(root) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
     return str(path)
