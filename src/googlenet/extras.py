@@ -16,6 +16,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "serve": ("fastapi", "uvicorn", "prometheus_client", "multipart"),
     "detect": ("cv2", "pycocotools"),
     "explain": ("captum",),
+    "ray": ("pandas", "ray"),  # ray[data]: pandas and pyarrow (the parquet extra's) come with it
 }
 
 

@@ -21,6 +21,7 @@ CASES = [
       "--engine", "openvino"], "nncf", "openvino"),
     (["export", "-m", "imagenet", "--output", "m.xml"], "openvino", "openvino"),
     (["features", "x.png", "-m", "imagenet", "--output", "f.parquet"], "pyarrow", "parquet"),
+    (["batch", "predict", "x.png", "-m", "imagenet", "--output", "out/"], "ray", "ray"),
 ]
 
 

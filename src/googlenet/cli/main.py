@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from googlenet import __version__
-from googlenet.cli import deploy, detect, inference, info, serve, train, visual
+from googlenet.cli import batch, deploy, detect, inference, info, serve, train, visual
 from googlenet.errors import GoogLeNetError
 from googlenet.extras import require_extra
 
@@ -21,8 +21,8 @@ EXIT_USER_ERROR = 2
 # machine with a CUDA toolkit and no GPU: nothing the user of a CPU command can act on.
 logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 # A library setting named in an error message -> the flag that sets it on the command line.
-FLAGS = {"overwrite": "--force", "preprocess": "--preprocess"}
-COMMANDS = (*info.COMMANDS[:2], *train.COMMANDS, *inference.COMMANDS, info.add_weights,
+FLAGS = {"overwrite": "--force", "preprocess": "--preprocess", "resume": "--resume"}
+COMMANDS = (*info.COMMANDS[:2], *train.COMMANDS, *inference.COMMANDS, *batch.COMMANDS, info.add_weights,
             *deploy.COMMANDS, *serve.COMMANDS, *detect.COMMANDS, *visual.COMMANDS)
 
 
@@ -63,7 +63,7 @@ def needed_extras(args: argparse.Namespace) -> list[tuple[str, str]]:
     optional dependency is one line naming its `pip install`, never a traceback or a late failure
     (a detection run that trains for an hour and cannot score itself)."""
     needs = {"serve": ("serve", "googlenet serve"), "explain": ("explain", "googlenet explain"),
-             "detect": ("detect", "googlenet detect")}
+             "detect": ("detect", "googlenet detect"), "batch": ("ray", "googlenet batch")}
     extras = [needs[args.command]] if args.command in needs else []
     choices = (getattr(args, name, None) for name in ("backend", "engine", "to"))
     if "openvino" in choices or str(getattr(args, "output", "") or "").lower().endswith(".xml"):
@@ -93,6 +93,8 @@ def cli_message(error: Exception) -> str:
         name, _, value = setting.partition("=")
         values = "" if value == "True" else " " + value.replace('"', "").replace(" | ", "|")
         message = message.replace(setting, FLAGS[name] + values)
+    for name, flag in FLAGS.items():  # other switches the message names (resume=True or overwrite=True)
+        message = message.replace(f"{name}=True", flag)
     return " ".join(message.split())
 
 
